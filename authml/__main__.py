@@ -1,0 +1,3 @@
+from authml.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""Small helpers for ECS documents: dotted paths into nested objects, and authml's own keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MISSING = object()
+
+
+def get_path(doc: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    """The value at a dotted ECS path. Accepts both nested objects and literal dotted keys,
+    since Elasticsearch treats ``{"user": {"name": x}}`` and ``{"user.name": x}`` alike."""
+    if dotted in doc:
+        return doc[dotted]
+    head, _, rest = dotted.partition(".")
+    while rest:
+        node = doc.get(head, _MISSING)
+        if isinstance(node, dict):
+            value = get_path(node, rest, _MISSING)
+            if value is not _MISSING:
+                return value
+        more, _, rest = rest.partition(".")
+        head = f"{head}.{more}"
+    return default
+
+
+def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set a dotted path, creating nested objects on the way."""
+    *parents, leaf = dotted.split(".")
+    node = doc
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def user_key(name: str | None, domain: str | None) -> str | None:
+    """authml.user_key: one spelling per account, ``domain\\name`` in lower case (``name`` alone
+    without a domain). The ingest pipeline computes the same string."""
+    if not name:
+        return None
+    name = name.strip().lower()
+    if domain and domain.strip() and domain.strip() != "-":
+        return f"{domain.strip().lower()}\\{name}"
+    return name

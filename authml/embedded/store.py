@@ -1,0 +1,180 @@
+"""Opening the embedded store and writing raw events into it.
+
+Every write is one transaction: a batch of events and the dead letters found while reading it are
+committed together, so a process killed at any moment leaves the store at the last whole batch,
+and a repeated run fills in the rest (ids are deterministic, inserts ignore ids already present).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from authml.embedded.schema import STORE_DDL, event_columns, events_ddl, quote
+from authml.errors import StoreError
+
+STORE_FILE_NAME = "store.duckdb"
+SCHEMA_VERSION = "1"
+
+
+def store_path(project_dir: Path) -> Path:
+    return Path(project_dir) / STORE_FILE_NAME
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    source_file: str
+    position: str
+    reason: str
+    raw: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source_file": self.source_file, "position": self.position, "reason": self.reason, "raw": self.raw}
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event ready for the store: its id, its ECS document, and where it came from."""
+
+    event_id: str
+    document: dict[str, Any]
+    typed_values: tuple[Any, ...]  # one value per schema column, in event_columns() order
+    source_file: str
+    source_position: str
+
+
+class Store:
+    """The DuckDB store of one project directory."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
+        self.connection = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, project_dir: Path, *, create: bool = False, read_only: bool = False) -> Store:
+        path = store_path(project_dir)
+        if not path.exists():
+            if not create:
+                raise StoreError(
+                    f"no store at {path}; run `authml ingest PATH` first or pass --project-dir"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(f"the store {path} is in use by another authml process; wait for it to finish") from exc
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        store = cls(connection, path)
+        if not read_only:
+            store._create_schema()
+        return store
+
+    def _create_schema(self) -> None:
+        with self.transaction():
+            for ddl in (*STORE_DDL, events_ddl()):
+                self.connection.execute(ddl)
+            self.connection.execute(
+                "INSERT INTO store_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [SCHEMA_VERSION]
+            )
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.connection)
+
+    def write_batch(self, events: Sequence[StoredEvent], dead_letters: Iterable[DeadLetter]) -> int:
+        """Store a batch and its dead letters in one transaction; returns how many events were new."""
+        with self.transaction():
+            inserted = self._insert_events(events) if events else 0
+            self._insert_dead_letters(dead_letters)
+        return inserted
+
+    def _insert_events(self, events: Sequence[StoredEvent]) -> int:
+        columns = event_columns()
+        batch: dict[str, np.ndarray] = {
+            "_id": _objects(e.event_id for e in events),
+            "document": _objects(json.dumps(e.document, separators=(",", ":"), default=str) for e in events),
+            "source_file": _objects(e.source_file for e in events),
+            "source_position": _objects(e.source_position for e in events),
+        }
+        select = ["_id"]
+        for index, column in enumerate(columns):
+            key = f"c{index}"
+            batch[key] = _objects(e.typed_values[index] for e in events)
+            select.append(f"TRY_CAST({key} AS {column.sql_type})")
+        select += ["document::JSON", "source_file", "source_position"]
+        self.connection.register("authml_batch", batch)
+        try:
+            (inserted,) = self.connection.execute(
+                f"INSERT INTO events SELECT {', '.join(select)} FROM authml_batch ON CONFLICT DO NOTHING"
+            ).fetchone()
+        finally:
+            self.connection.unregister("authml_batch")
+        return int(inserted)
+
+    def _insert_dead_letters(self, dead_letters: Iterable[DeadLetter]) -> None:
+        rows = [(d.source_file, d.position, d.reason, d.raw, datetime.now(UTC).replace(tzinfo=None)) for d in dead_letters]
+        if rows:
+            self.connection.executemany(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET reason = excluded.reason, raw = excluded.raw, recorded_at = excluded.recorded_at",
+                rows,
+            )
+
+    # Reading -----------------------------------------------------------------------------
+
+    def count_events(self) -> int:
+        return self.connection.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def count_dead_letters(self) -> int:
+        return self.connection.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+
+    def summary(self) -> dict[str, Any]:
+        """What the store holds: totals, time range, and counts per event code."""
+        total, first, last, users, hosts = self.connection.execute(
+            f'SELECT count(*), min("@timestamp"), max("@timestamp"), count(DISTINCT {quote("user.name")}), '
+            f'count(DISTINCT {quote("host.name")}) FROM events'
+        ).fetchone()
+        by_code = self.connection.execute(
+            f'SELECT {quote("event.code")}, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1'
+        ).fetchall()
+        return {
+            "store": str(self.path),
+            "events": total,
+            "dead_letters": self.count_dead_letters(),
+            "first_event": first.isoformat() if first else None,
+            "last_event": last.isoformat() if last else None,
+            "users": users,
+            "hosts": hosts,
+            "by_event_code": {code if code is not None else "(none)": count for code, count in by_code},
+        }
+
+
+class _Transaction:
+    def __init__(self, connection: duckdb.DuckDBPyConnection):
+        self.connection = connection
+
+    def __enter__(self) -> None:
+        self.connection.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _objects(values: Iterable[Any]) -> np.ndarray:
+    return np.array(list(values), dtype=object)
