@@ -109,3 +109,54 @@ def logon(
 
 def hourly(start: datetime, hours: int) -> list[datetime]:
     return [start + timedelta(hours=h) for h in range(hours)]
+
+
+def benign_history(
+    users: int, days: int, seed: int = 0, start: datetime = datetime(2024, 3, 4)
+) -> list[dict[str, Any]]:
+    """Office accounts: own workstation and IP, 08:00-18:00 on weekdays, AES service tickets,
+    an occasional mistyped password."""
+    import random
+
+    rng = random.Random(seed)
+    docs: list[dict[str, Any]] = []
+    record = 0
+    for u in range(users):
+        user, ip, host = f"user{u:03d}", f"10.1.{u // 200}.{u % 200 + 10}", f"ws{u:03d}"
+        services = [f"cifs/fs{rng.randrange(4)}", f"http/intranet{rng.randrange(3)}"]
+        for day in range(days):
+            date = start + timedelta(days=day)
+            if date.weekday() >= 5 and rng.random() < 0.9:
+                continue
+            for _ in range(rng.randint(6, 14)):
+                ts = date + timedelta(hours=rng.uniform(8, 18))
+                record += 1
+                failed = rng.random() < 0.02
+                docs.append(
+                    logon(
+                        ts,
+                        user,
+                        ip=ip,
+                        host="dc01" if rng.random() < 0.3 else host,
+                        code="4625" if failed else "4624",
+                        outcome="failure" if failed else "success",
+                        logon_type="Interactive" if rng.random() < 0.3 else "Network",
+                        record=record,
+                    )
+                )
+                if rng.random() < 0.3:
+                    record += 1
+                    docs.append(
+                        logon(
+                            ts,
+                            user,
+                            ip=ip,
+                            host="dc01",
+                            code="4769",
+                            logon_type=None,
+                            record=record,
+                            TicketEncryptionType="0x12",
+                            ServiceName=rng.choice(services),
+                        )
+                    )
+    return docs
