@@ -28,7 +28,7 @@ from authml.sources import FORMATS
     help="Keep only authentication event codes (4624, 4625, 4634, 4647, 4648, 4672, 4768, 4769, 4771, "
     "4776, 4778, 4779); other records are counted as skipped. By default every record is kept.",
 )
-@click.option("--strict", is_flag=True, help="Exit non-zero (code 6) if any record was dead-lettered.")
+@click.option("--strict", is_flag=True, help="Exit with code 1 if any record was dead-lettered.")
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
