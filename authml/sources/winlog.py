@@ -338,17 +338,33 @@ def _event_data(section: Any) -> dict[str, Any]:
         return {}
     pairs: dict[str, Any] = {}
     index = 0
+    placeholders = _PLACEHOLDERS
     for key, value in section.items():
-        if key == "#attributes":
-            continue
-        if key == "Data" and isinstance(value, dict) and "#text" in value:
+        index += 1
+        kind = type(value)
+        # Most values are plain strings and integers: handle them here, the rest in _as_text.
+        if kind is str:
+            if value in placeholders or value.isspace():
+                continue
+            if len(value) == 36 and value[8] == "-" and _BARE_GUID.fullmatch(value):
+                value = "{" + value + "}"
+                if value in placeholders:
+                    continue
+            elif "\r" in value:
+                value = value.replace("\r\n", "\n")
+            pairs[key] = value
+        elif kind is int:
+            pairs[key] = str(value)
+        elif key == "#attributes":
+            index -= 1
+        elif key == "Data" and kind is dict and "#text" in value:
+            index -= 1
             texts = value["#text"] if isinstance(value["#text"], list) else [value["#text"]]
             for text in texts:
                 index += 1
-                _add_pair(pairs, f"param{index}", text, _PLACEHOLDERS)
-            continue
-        index += 1
-        _add_pair(pairs, key, value, _PLACEHOLDERS)
+                _add_pair(pairs, f"param{index}", text, placeholders)
+        else:
+            _add_pair(pairs, key, value, placeholders)
     return pairs
 
 
@@ -401,6 +417,8 @@ def _timestamp(system: dict[str, Any]) -> str:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise NormaliseError(f"unparseable TimeCreated SystemTime {raw!r}") from None
+    if len(raw) == 27 and raw[-1] == "Z" and raw[19] == ".":
+        return raw  # already the canonical UTC form the parser writes
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
