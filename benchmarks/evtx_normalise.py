@@ -48,7 +48,9 @@ def best_rate(run, files: list[Path]) -> tuple[int, float]:
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/data/evtx"
+    folder = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/data/evtx"
+    )
     files = sorted(folder.rglob("*.evtx"))
     if not files:
         raise SystemExit(f"no .evtx files under {folder}")
