@@ -60,11 +60,19 @@ _MISSING = object()
 
 
 def event_id(doc: dict[str, Any]) -> str:
-    """The event's id: a fingerprint of its Windows identity, or of its content."""
+    """The event's id: a fingerprint of its Windows identity, or of its content. Raises ValueError
+    for a record with neither (nothing to identify it by)."""
     identity = [nested_value(doc, field) for field in IDENTITY_FIELDS]
     if all(value not in (_MISSING, None, "") for value in identity):
         return fingerprint(doc, IDENTITY_FIELDS, salt=IDENTITY_SALT)
-    return fingerprint(_without_ingest_fields(doc), CONTENT_FIELDS, salt=CONTENT_SALT)
+    content = _without_ingest_fields(doc)
+    if all(nested_value(content, field) in (_MISSING, None) for field in CONTENT_FIELDS):
+        # The pipeline's fingerprint writes nothing for such a record and its fail processor
+        # rejects it; here too it has no identity, so it must be dead-lettered, not stored.
+        raise ValueError(
+            f"the record has no {', '.join(IDENTITY_FIELDS)} and none of the ECS fields {', '.join(CONTENT_FIELDS)}"
+        )
+    return fingerprint(content, CONTENT_FIELDS, salt=CONTENT_SALT)
 
 
 def fingerprint(doc: dict[str, Any], fields: Iterable[str], *, salt: str = "") -> str:
