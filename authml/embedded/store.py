@@ -36,7 +36,12 @@ class DeadLetter:
     raw: str | None
 
     def as_json(self) -> dict[str, Any]:
-        return {"source_file": self.source_file, "position": self.position, "reason": self.reason, "raw": self.raw}
+        return {
+            "source_file": self.source_file,
+            "position": self.position,
+            "reason": self.reason,
+            "raw": self.raw,
+        }
 
 
 @dataclass(slots=True)
@@ -62,15 +67,15 @@ class Store:
         path = store_path(project_dir)
         if not path.exists():
             if not create:
-                raise StoreError(
-                    f"no store at {path}; run `authml ingest PATH` first or pass --project-dir"
-                )
+                raise StoreError(f"no store at {path}; run `authml ingest PATH` first or pass --project-dir")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise StoreError(f"the store {path} is in use by another authml process; wait for it to finish") from exc
+                raise StoreError(
+                    f"the store {path} is in use by another authml process; wait for it to finish"
+                ) from exc
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
         store = cls(connection, path)
         if not read_only:
@@ -128,7 +133,10 @@ class Store:
         return int(inserted)
 
     def _insert_dead_letters(self, dead_letters: Iterable[DeadLetter]) -> None:
-        rows = [(d.source_file, d.position, d.reason, d.raw, datetime.now(UTC).replace(tzinfo=None)) for d in dead_letters]
+        rows = [
+            (d.source_file, d.position, d.reason, d.raw, datetime.now(UTC).replace(tzinfo=None))
+            for d in dead_letters
+        ]
         if rows:
             self.connection.executemany(
                 "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) "
@@ -148,10 +156,10 @@ class Store:
         """What the store holds: totals, time range, and counts per event code."""
         total, first, last, users, hosts = self.connection.execute(
             f'SELECT count(*), min("@timestamp"), max("@timestamp"), count(DISTINCT {quote("user.name")}), '
-            f'count(DISTINCT {quote("host.name")}) FROM events'
+            f"count(DISTINCT {quote('host.name')}) FROM events"
         ).fetchone()
         by_code = self.connection.execute(
-            f'SELECT {quote("event.code")}, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1'
+            f"SELECT {quote('event.code')}, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1"
         ).fetchall()
         return {
             "store": str(self.path),
