@@ -193,7 +193,8 @@ class AggregationCompiler:
         # (low + weight * (high - low)): what ES's t-digest reports while a bucket is small
         # enough to be kept sorted; see docs/engine.md.
         values = self._aggregate(
-            f"list_sort(list(CAST({field.sql} AS DOUBLE)))", self._and(condition, f"{field.sql} IS NOT NULL")
+            f"list(CAST({field.sql} AS DOUBLE) ORDER BY CAST({field.sql} AS DOUBLE))",
+            self._and(condition, f"{field.sql} IS NOT NULL"),
         )
         seen: set[str] = set()
         for percent in percents:
