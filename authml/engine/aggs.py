@@ -288,7 +288,7 @@ class AggregationCompiler:
 
 def _quantile_sql(values: str, fraction: float) -> str:
     n = f"len({values})"
-    index = f"({fraction!r} * ({n} - 1))"
+    index = f"(CAST({fraction!r} AS DOUBLE) * ({n} - 1))"
     low = f"CAST(floor({index}) AS BIGINT)"
     interpolated = f"({values}[{low} + 1] + ({index} - {low}) * ({values}[{low} + 2] - {values}[{low} + 1]))"
     return (
