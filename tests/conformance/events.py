@@ -60,7 +60,9 @@ def auth_event(
         document["source"] = {"ip": ip}
     if logon_type is not None:
         document["winlog"]["logon"] = {"type": logon_type}
-    event_data = {k: v for k, v in (("ServiceName", service), ("TicketEncryptionType", encryption)) if v is not None}
+    event_data = {
+        k: v for k, v in (("ServiceName", service), ("TicketEncryptionType", encryption)) if v is not None
+    }
     if event_data:
         document["winlog"]["event_data"] = event_data
     return document
