@@ -58,6 +58,7 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     "asrep_without_preauth": lambda X: _f(X, "no_preauth"),
     "lateral_fan_out": lambda X: _f(X, "hosts_1h") / (1.0 + _f(X, "max_hosts_per_hour_before")),
     "dormant_account": lambda X: _f(X, "log_dormant_days"),
+    "new_account": lambda X: _f(X, "new_user") * _f(X, "log_days_observed"),
 }
 FINDING_NAMES = tuple(FINDINGS)
 

@@ -89,6 +89,9 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
     "dormant_account": lambda c: (
         f"{c.user} is active again after {int(np.expm1(c.v('log_dormant_days')))} days"
     ),
+    "new_account": lambda c: (
+        f"first activity of {c.user} in {int(np.expm1(c.v('log_days_observed')))} days of logs"
+    ),
     "autoencoder": lambda c: f"unusual combination of features for {c.user}",
     "clusters": lambda c: f"far from {c.user}'s usual behaviour",
 }

@@ -20,6 +20,7 @@ from authml.train.baselines import BaselineKMeans, baseline_autoencoder
 from authml.train.feature_sql import FeatureWindow
 from authml.train.matrix import EventFrame
 from authml.train.metrics import (
+    SOURCE_FINDINGS,
     alert_subjects,
     average_precision,
     budget_alerts,
@@ -113,16 +114,16 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
     ).fit(train)
     contributions = combined.explain(test)
     raw = contributions.sum(axis=1)
-    names = np.asarray(combined.explanation_names_)
-    top_finding = np.where(contributions.max(axis=1) > 0, names[contributions.argmax(axis=1)], "")
-    subjects = alert_subjects(test.columns["user"], test.columns["source_ip"], top_finding)
+    source_columns = [combined.explanation_names_.index(name) for name in SOURCE_FINDINGS]
+    source_finding = (contributions[:, source_columns] > 0).any(axis=1)
+    subjects = alert_subjects(test.columns["user"], test.columns["source_ip"], test_days, source_finding)
     runs = {"authml": (raw, subjects, _raw_threshold(combined))}
 
     progress("fitting the baseline autoencoder (5-16-3-16-5)")
     auto = baseline_autoencoder(epochs=options.epochs, random_state=options.seed, device=options.device).fit(
         train
     )
-    user_subjects = alert_subjects(test.columns["user"], test.columns["source_ip"], None)
+    user_subjects = alert_subjects(test.columns["user"], test.columns["source_ip"], test_days, None)
     runs["baseline_autoencoder"] = (auto.score(test), user_subjects, auto.threshold_)
     progress("fitting the baseline k-means")
     km = BaselineKMeans(random_state=options.seed).fit(train)

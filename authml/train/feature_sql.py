@@ -80,6 +80,7 @@ RAW_COLUMNS = (
     "source_failed_users_1h",
     "services_1h",
     "hosts_1h",
+    "hours_observed",
 )
 
 
@@ -248,7 +249,8 @@ SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, e
        CAST(ui.first_seen AS TIMESTAMP) AS source_ip_first_seen,
        CAST(uo.first_seen AS TIMESTAMP) AS host_first_seen,
        tr.user_ip_events_before, tr.user_code_events_before, tr.user_raw_events_before,
-       tr.user_failures_1h, tr.source_failures_1h, tr.source_failed_users_1h, tr.services_1h, tr.hosts_1h
+       tr.user_failures_1h, tr.source_failures_1h, tr.source_failed_users_1h, tr.services_1h, tr.hosts_1h,
+       date_diff('hour', (SELECT min(bucket) FROM uh_raw), ev.bucket) AS hours_observed
 FROM ev
 JOIN recent tr USING (_id)
 ASOF LEFT JOIN uh_cum uc ON ev.user_name = uc.user_name AND ev.bucket > uc.bucket

@@ -70,13 +70,21 @@ def group_alerts(scores: np.ndarray, subjects: np.ndarray, days: np.ndarray) -> 
     return Alerts(position[inverse], best[order], unique[order])
 
 
-def alert_subjects(users: np.ndarray, source_ips: np.ndarray, top_finding: np.ndarray | None) -> np.ndarray:
-    """The subject of each event's alert: its source IP for source findings, else its account."""
+def alert_subjects(
+    users: np.ndarray, source_ips: np.ndarray, days: np.ndarray, source_finding: np.ndarray | None
+) -> np.ndarray:
+    """The subject of each event's alert. Where any event of a source IP on a day has a source
+    finding (spray, failures from one address), every event of that IP on that day belongs to the
+    source's alert: one incident, not one alert per sprayed account. Otherwise the account."""
     by_user = np.char.add("account:", np.where(users == None, "", users).astype(str))  # noqa: E711
-    if top_finding is None:
+    if source_finding is None:
         return by_user
-    by_source = np.char.add("source:", np.where(source_ips == None, "", source_ips).astype(str))  # noqa: E711
-    return np.where(np.isin(top_finding, SOURCE_FINDINGS) & (source_ips != None), by_source, by_user)  # noqa: E711
+    has_ip = source_ips != None  # noqa: E711
+    ip_day = np.char.add(np.char.add(np.where(has_ip, source_ips, "").astype(str), "|"), days.astype(str))
+    flagged = np.unique(ip_day[source_finding & has_ip])
+    in_source_alert = has_ip & np.isin(ip_day, flagged)
+    by_source = np.char.add("source:", np.where(has_ip, source_ips, "").astype(str))
+    return np.where(in_source_alert, by_source, by_user)
 
 
 def budget_alerts(user_days: float, budget: float) -> int:
