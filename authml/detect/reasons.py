@@ -70,6 +70,9 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
         f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} "
         f"accounts failed from {c.ip} within an hour (password spray)"
     ),
+    "host_failure_spread": lambda c: (
+        f"{int(c.v('host_failed_users_1h'))} accounts failed on {c.host} within an hour"
+    ),
     "rc4_where_aes_usual": lambda c: (
         f"RC4 Kerberos ticket for {c.user}"
         + (f" to {c.service}" if c.service else "")

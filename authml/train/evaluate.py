@@ -20,6 +20,7 @@ from authml.train.baselines import BaselineKMeans, baseline_autoencoder
 from authml.train.feature_sql import FeatureWindow
 from authml.train.matrix import EventFrame
 from authml.train.metrics import (
+    HOST_FINDINGS,
     SOURCE_FINDINGS,
     alert_subjects,
     average_precision,
@@ -115,8 +116,17 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
     contributions = combined.explain(test)
     raw = contributions.sum(axis=1)
     source_columns = [combined.explanation_names_.index(name) for name in SOURCE_FINDINGS]
-    source_finding = (contributions[:, source_columns] > 0).any(axis=1)
-    subjects = alert_subjects(test.columns["user"], test.columns["source_ip"], test_days, source_finding)
+    source_strength = contributions[:, source_columns].sum(axis=1)
+    host_columns = [combined.explanation_names_.index(name) for name in HOST_FINDINGS]
+    host_finding = (contributions[:, host_columns] > 0).any(axis=1)
+    subjects = alert_subjects(
+        test.columns["user"],
+        test.columns["source_ip"],
+        test_days,
+        source_strength,
+        test.columns["host"],
+        host_finding,
+    )
     runs = {"authml": (raw, subjects, _raw_threshold(combined))}
 
     progress("fitting the baseline autoencoder (5-16-3-16-5)")

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 SOURCE_FINDINGS = ("password_spray", "source_failure_burst")
+HOST_FINDINGS = ("host_failure_spread", "account_failure_burst")
+# Loopback and placeholder addresses name no machine: they are never an alert's subject.
+NOT_AN_ADDRESS = ("127.0.0.1", "::1", "-", "::ffff:127.0.0.1", "0.0.0.0", "")
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -71,20 +74,40 @@ def group_alerts(scores: np.ndarray, subjects: np.ndarray, days: np.ndarray) -> 
 
 
 def alert_subjects(
-    users: np.ndarray, source_ips: np.ndarray, days: np.ndarray, source_finding: np.ndarray | None
+    users: np.ndarray,
+    source_ips: np.ndarray,
+    days: np.ndarray,
+    source_strength: np.ndarray | None,
+    hosts: np.ndarray | None = None,
+    host_finding: np.ndarray | None = None,
 ) -> np.ndarray:
     """The subject of each event's alert. Where any event of a source IP on a day has a source
     finding (spray, failures from one address), every event of that IP on that day belongs to the
-    source's alert: one incident, not one alert per sprayed account. Otherwise the account."""
+    source's alert: one incident, not one alert per sprayed account. Failures without a source
+    address that spread over many accounts on one host (NTLM checks at a DC) belong to that
+    host's alert. Otherwise the account."""
     by_user = np.char.add("account:", np.where(users == None, "", users).astype(str))  # noqa: E711
-    if source_finding is None:
+    if source_strength is None:
         return by_user
-    has_ip = source_ips != None  # noqa: E711
+    source_finding = source_strength > 0
+    has_ip = (source_ips != None) & ~np.isin(source_ips, NOT_AN_ADDRESS)  # noqa: E711
     ip_day = np.char.add(np.char.add(np.where(has_ip, source_ips, "").astype(str), "|"), days.astype(str))
     flagged = np.unique(ip_day[source_finding & has_ip])
     in_source_alert = has_ip & np.isin(ip_day, flagged)
     by_source = np.char.add("source:", np.where(has_ip, source_ips, "").astype(str))
-    return np.where(in_source_alert, by_source, by_user)
+    subjects = np.where(in_source_alert, by_source, by_user)
+    if hosts is not None and host_finding is not None:
+        # A failure without an address joins the source alert that already holds its account
+        # that day (the DC's NTLM check of a sprayed password), else its host's alert.
+        user_day = np.char.add(np.char.add(by_user, "|"), days.astype(str))
+        holder = dict(
+            zip(user_day[in_source_alert].tolist(), by_source[in_source_alert].tolist(), strict=True)
+        )
+        joined = np.array([holder.get(key, "") for key in user_day.tolist()], dtype=object)
+        by_host = np.char.add("host:", np.where(hosts == None, "", hosts).astype(str))  # noqa: E711
+        attach = host_finding & ~has_ip
+        subjects = np.where(attach & (joined != ""), joined, np.where(attach, by_host, subjects)).astype(str)
+    return subjects
 
 
 def budget_alerts(user_days: float, budget: float) -> int:
