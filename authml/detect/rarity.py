@@ -49,6 +49,10 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     "password_spray": lambda X: (
         _f(X, "failure") * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
     ),
+    "success_from_spraying_source": lambda X: (
+        (1 - _f(X, "failure"))
+        * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
+    ),
     "host_failure_spread": lambda X: _f(X, "failure") * _f(X, "host_failed_users_1h"),
     "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * _rarity(_f(X, "enc_type_share_before")),
     "service_ticket_burst": lambda X: (

@@ -70,6 +70,10 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
         f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} "
         f"accounts failed from {c.ip} within an hour (password spray)"
     ),
+    "success_from_spraying_source": lambda c: (
+        f"successful logon for {c.user} from {c.ip}, where "
+        f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} accounts failed within an hour"
+    ),
     "host_failure_spread": lambda c: (
         f"{int(c.v('host_failed_users_1h'))} accounts failed on {c.host} within an hour"
     ),

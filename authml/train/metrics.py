@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SOURCE_FINDINGS = ("password_spray", "source_failure_burst")
+SOURCE_FINDINGS = ("password_spray", "source_failure_burst", "success_from_spraying_source")
 HOST_FINDINGS = ("host_failure_spread", "account_failure_burst")
 # Loopback and placeholder addresses name no machine: they are never an alert's subject.
 NOT_AN_ADDRESS = ("127.0.0.1", "::1", "-", "::ffff:127.0.0.1", "0.0.0.0", "")
