@@ -71,7 +71,7 @@ def train(obj: dict, as_json: bool, **options: object) -> None:
       2  bad option value
       3  the store is missing or in use
       5  not ready: no feature tables, or too few events
-      6  another `authml train` is running for this project directory
+      7  another `authml train` is running for this project directory
     """
     from authml.embedded.feature_reader import EmbeddedFeatureReader
     from authml.train.feature_sql import validate_time_zone

@@ -80,7 +80,7 @@ def test_a_changed_time_zone_forces_a_new_version(trained_project):
 
 def test_second_run_is_refused_while_the_lock_is_held(trained_project, capsys):
     with TrainingLock(models_dir(trained_project)):
-        assert _exit_code(trained_project) == 6
+        assert _exit_code(trained_project) == 7
     assert "another authml train" in capsys.readouterr().err
 
 
