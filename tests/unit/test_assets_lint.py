@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from authml.assets.catalogue import Asset, load_catalogue
-from authml.assets.lint import lint_catalogue, semantic_findings
+from authml.assets.lint import check_transform, lint_catalogue, semantic_findings
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,17 @@ def test_dest_must_not_match_a_source_pattern(catalogue):
         "authml-user-hourly",
         lambda b: b["source"]["index"].append("authml-features-*"),
     )
-    findings = [f for f in semantic_findings(bad) if f.rule == "transform.dest_in_source"]
-    assert findings and findings[0].json_path == "$.source.index[3]"
+    findings = [
+        f
+        for f in semantic_findings(bad)
+        if f.rule in ("transform.dest_in_source", "transform.dest.in_source")
+    ]
+    assert len(findings) == 1, "reported once, by this module or by the engine's validator"
+    assert findings[0].json_path in ("$.source.index[3]", "$.dest.index")
+    own = [
+        rule for _, rule, _ in check_transform(next(a for a in bad if a.name == "authml-user-hourly"), bad)
+    ]
+    assert "transform.dest_in_source" in own
 
 
 @pytest.mark.parametrize("frequency", ["500ms", "2h", "soon"])
@@ -87,7 +96,13 @@ def test_max_page_search_size_range(catalogue, size):
         "authml-user-hourly",
         lambda b: b["settings"].update(max_page_search_size=size),
     )
-    assert "transform.page_size" in _rules(bad, "transforms/authml-user-hourly")
+    assert {"transform.page_size", "transform.settings.page_size"} & _rules(
+        bad, "transforms/authml-user-hourly"
+    )
+    own = [
+        rule for _, rule, _ in check_transform(next(a for a in bad if a.name == "authml-user-hourly"), bad)
+    ]
+    assert "transform.page_size" in own
 
 
 def test_dest_index_must_be_declared_and_templated(catalogue):
@@ -225,6 +240,19 @@ def test_versioned_index_name_matches_its_version(catalogue):
         catalogue, "indices", "authml-scores-v1", lambda b: b["mappings"]["_meta"].update(authml_version=2)
     )
     assert "index.version_name" in _rules(bad, "indices/authml-scores-v1")
+
+
+def test_engine_transform_rules_run_in_lint(catalogue):
+    def unsupported(body):
+        body["pivot"]["aggregations"]["rare"] = {"significant_terms": {"field": "source.ip"}}
+        body["pivot"]["group_by"]["user.name"]["terms"]["size"] = 10
+
+    findings = semantic_findings(_with(catalogue, "transforms", "authml-user-hourly", unsupported))
+    paths = {f.json_path for f in findings if f.file.endswith("authml-user-hourly.yml")}
+    assert "$.pivot.aggregations.rare" in paths or any(
+        p.startswith("$.pivot.aggregations.rare") for p in paths
+    )
+    assert any("size" in p for p in paths)
 
 
 def test_findings_name_file_and_json_path(catalogue):
