@@ -32,7 +32,9 @@ def _installed(catalogue: list[Asset]) -> LiveState:
         if asset.kind == "transforms":
             body["settings"] = {**body.get("settings", {}), "deduce_mappings": True}
         if asset.kind == "indices":
-            body = reshape_indices({asset.name: {**body, "settings": {"index": {"number_of_shards": "1"}}}})[asset.name]
+            body = reshape_indices({asset.name: {**body, "settings": {"index": {"number_of_shards": "1"}}}})[
+                asset.name
+            ]
         if asset.kind == "roles":
             body["run_as"] = []
             body["transient_metadata"] = {"enabled": True}
@@ -157,6 +159,18 @@ def test_stopped_transform_and_unexecuted_policy_are_finished_by_apply():
     assert [(s.action, s.key) for s in steps] == [
         ("execute", "enrich_policies/authml-user-risk-v1"),
         ("start", "transforms/authml-user-host"),
+    ]
+
+
+def test_failed_transform_is_force_stopped_then_started():
+    catalogue = load_catalogue()
+    live = _installed(catalogue)
+    live.transform_states["authml-user-host"] = "failed"
+    (step,) = plan_steps(make_plan(catalogue, live), catalogue, live)
+    assert step.action == "restart"
+    assert [r.describe() for r in step.requests] == [
+        "POST /_transform/authml-user-host/_stop?wait_for_completion=true&allow_no_match=true&force=true",
+        "POST /_transform/authml-user-host/_start",
     ]
 
 
