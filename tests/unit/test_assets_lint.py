@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from authml.assets.catalogue import Asset, load_catalogue
-from authml.assets.lint import check_transform, lint_catalogue, semantic_findings
+from authml.assets.lint import lint_catalogue, semantic_findings
+from authml.assets.transform_rules import check_transform
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,17 @@ def test_strict_dest_mapping_must_cover_every_output(catalogue):
     )
     findings = [f for f in semantic_findings(bad) if f.rule == "transform.dest_mapping"]
     assert findings and "[new_metric]" in findings[0].message
+
+
+def test_dest_mapping_types_match_what_the_transform_writes(catalogue):
+    def keyword_count(body):
+        body["template"]["mappings"]["properties"]["source_ips"] = {"type": "keyword"}
+
+    bad = _with(catalogue, "index_templates", "authml-features-user-hourly", keyword_count)
+    findings = [f for f in semantic_findings(bad) if f.rule == "transform.dest_mapping_type"]
+    assert len(findings) == 1
+    assert findings[0].file.endswith("transforms/authml-user-hourly.yml")
+    assert "[source_ips] is mapped as keyword" in findings[0].message and "writes long" in findings[0].message
 
 
 def test_sub_aggregations_of_a_filter_are_checked_by_full_name(catalogue):
