@@ -27,6 +27,7 @@ class Progress:
         self.records = 0
         self.started = time.monotonic()
         self._last_draw = 0.0
+        self.min_interval = min_interval
 
     def start_file(self, name: str) -> None:
         self.file_index += 1
@@ -46,7 +47,7 @@ class Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        if not force and now - self._last_draw < 0.2:
+        if not force and now - self._last_draw < self.min_interval:
             return
         self._last_draw = now
         line = (

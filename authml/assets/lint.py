@@ -40,7 +40,9 @@ class LintReport:
     spec_skipped_reason: str | None = None
 
 
-def lint_catalogue(catalogue: list[Asset], *, spec: Spec | None = None, fetch_spec: bool = True) -> LintReport:
+def lint_catalogue(
+    catalogue: list[Asset], *, spec: Spec | None = None, fetch_spec: bool = True
+) -> LintReport:
     """All findings for the catalogue. Without a specification the semantic rules still run and
     the report says why the specification was not checked."""
     report = LintReport()
@@ -52,7 +54,9 @@ def lint_catalogue(catalogue: list[Asset], *, spec: Spec | None = None, fetch_sp
     if spec is not None:
         report.spec_checked = True
         for asset in catalogue:
-            report.findings += spec.validate_body(ENDPOINT_BY_KIND[asset.kind], asset.body, display_path(asset))
+            report.findings += spec.validate_body(
+                ENDPOINT_BY_KIND[asset.kind], asset.body, display_path(asset)
+            )
     report.findings += semantic_findings(catalogue)
     return report
 
@@ -74,7 +78,10 @@ def display_path(asset: Asset) -> str:
 def semantic_findings(catalogue: list[Asset]) -> list[Finding]:
     findings: list[Finding] = []
     for asset in catalogue:
-        findings += [Finding(display_path(asset), path, rule, message) for path, rule, message in _rules(asset, catalogue)]
+        findings += [
+            Finding(display_path(asset), path, rule, message)
+            for path, rule, message in _rules(asset, catalogue)
+        ]
     return findings
 
 
@@ -97,7 +104,11 @@ def _rules(asset: Asset, catalogue: list[Asset]) -> Iterator[Problem]:
 
 def check_name(asset: Asset) -> Iterator[Problem]:
     if not NAME_PATTERN.match(asset.name):
-        yield "$", "name.prefix", f"asset name [{asset.name}] must start with authml- and use a-z, 0-9, - and _"
+        yield (
+            "$",
+            "name.prefix",
+            f"asset name [{asset.name}] must start with authml- and use a-z, 0-9, - and _",
+        )
 
 
 def check_version(asset: Asset) -> Iterator[Problem]:
@@ -107,7 +118,11 @@ def check_version(asset: Asset) -> Iterator[Problem]:
     if location:
         yield "$." + ".".join(location), "version.missing", "the asset must carry an integer version here"
     else:
-        yield "$", "version.missing", f"a {asset.kind} name must end with -v<version> (it cannot change in place)"
+        yield (
+            "$",
+            "version.missing",
+            f"a {asset.kind} name must end with -v<version> (it cannot change in place)",
+        )
 
 
 def check_transform(asset: Asset, catalogue: list[Asset]) -> Iterator[Problem]:
@@ -130,7 +145,9 @@ def check_transform(asset: Asset, catalogue: list[Asset]) -> Iterator[Problem]:
                 f"the dest index [{dest}] matches the source pattern [{pattern}]",
             )
     if "frequency" in body:
-        yield from _range_of_duration(body["frequency"], "$.frequency", "transform.frequency", FREQUENCY_RANGE_MS)
+        yield from _range_of_duration(
+            body["frequency"], "$.frequency", "transform.frequency", FREQUENCY_RANGE_MS
+        )
     settings = body.get("settings") or {}
     page = settings.get("max_page_search_size")
     if page is not None and not (isinstance(page, int) and PAGE_SIZE_RANGE[0] <= page <= PAGE_SIZE_RANGE[1]):
@@ -166,7 +183,11 @@ def _check_dest_declared(dest: str, catalogue: list[Asset]) -> Iterator[Problem]
             "starts, or mappings deduced by the transform win",
         )
     if _template_for_index(dest, catalogue) is None:
-        yield "$.dest.index", "transform.dest_no_template", f"no index template of the assets matches [{dest}]"
+        yield (
+            "$.dest.index",
+            "transform.dest_no_template",
+            f"no index template of the assets matches [{dest}]",
+        )
 
 
 def _template_for_index(index: str, catalogue: list[Asset]) -> Asset | None:
@@ -226,14 +247,22 @@ def _mapped_paths(properties: dict, prefix: str = "") -> Iterator[str]:
 def check_pipeline(asset: Asset, catalogue: list[Asset]) -> Iterator[Problem]:
     body = asset.body
     if not body.get("on_failure"):
-        yield "$", "pipeline.on_failure", "the pipeline needs an on_failure that keeps the event and records why"
+        yield (
+            "$",
+            "pipeline.on_failure",
+            "the pipeline needs an on_failure that keeps the event and records why",
+        )
     policies = {a.name for a in catalogue if a.kind == "enrich_policies"}
     for path, kind, config in _processors(body):
         if not isinstance(config, dict):
             continue
         for required in ("tag", "description"):
             if not config.get(required):
-                yield f"{path}.{kind}", f"pipeline.processor_{required}", f"the {kind} processor has no {required}"
+                yield (
+                    f"{path}.{kind}",
+                    f"pipeline.processor_{required}",
+                    f"the {kind} processor has no {required}",
+                )
         if kind == "enrich":
             yield from _check_enrich_processor(config, f"{path}.{kind}", policies)
 
@@ -265,7 +294,11 @@ def _check_enrich_processor(config: dict, path: str, policies: set[str]) -> Iter
         )
     matches = config.get("max_matches", 1)
     if not (isinstance(matches, int) and 1 <= matches <= ENRICH_MAX_MATCHES):
-        yield f"{path}.max_matches", "enrich.max_matches", f"max_matches must be from 1 to {ENRICH_MAX_MATCHES}"
+        yield (
+            f"{path}.max_matches",
+            "enrich.max_matches",
+            f"max_matches must be from 1 to {ENRICH_MAX_MATCHES}",
+        )
 
 
 def check_enrich_policy(asset: Asset, catalogue: list[Asset]) -> Iterator[Problem]:
@@ -297,13 +330,21 @@ def check_index_template(asset: Asset, catalogue: list[Asset]) -> Iterator[Probl
     components = {a.name for a in catalogue if a.kind == "component_templates"}
     for index, name in enumerate(_as_list(body.get("composed_of"))):
         if str(name).startswith("authml-") and name not in components:
-            yield f"$.composed_of[{index}]", "template.component_unknown", f"no component template asset [{name}]"
+            yield (
+                f"$.composed_of[{index}]",
+                "template.component_unknown",
+                f"no component template asset [{name}]",
+            )
     settings = _flat_settings((body.get("template") or {}).get("settings") or {})
     pipelines = {a.name for a in catalogue if a.kind == "ingest_pipelines"}
     for key in ("index.default_pipeline", "index.final_pipeline"):
         name = settings.get(key)
         if name and str(name).startswith("authml-") and name not in pipelines:
-            yield f"$.template.settings.{key}", "template.pipeline_unknown", f"no ingest pipeline asset [{name}]"
+            yield (
+                f"$.template.settings.{key}",
+                "template.pipeline_unknown",
+                f"no ingest pipeline asset [{name}]",
+            )
     if settings.get("index.mode") == "lookup":
         yield from _check_lookup(body, settings)
 
@@ -311,10 +352,18 @@ def check_index_template(asset: Asset, catalogue: list[Asset]) -> Iterator[Probl
 def _check_lookup(body: dict, settings: dict[str, Any]) -> Iterator[Problem]:
     shards = settings.get("index.number_of_shards")
     if shards is not None and str(shards) != "1":
-        yield "$.template.settings.index.number_of_shards", "lookup.shards", "a lookup index has exactly one shard"
+        yield (
+            "$.template.settings.index.number_of_shards",
+            "lookup.shards",
+            "a lookup index has exactly one shard",
+        )
     keys = _as_list((body.get("_meta") or {}).get("lookup_keys"))
     if not keys:
-        yield "$._meta", "lookup.keys_missing", "a lookup index template must list its join keys in _meta.lookup_keys"
+        yield (
+            "$._meta",
+            "lookup.keys_missing",
+            "a lookup index template must list its join keys in _meta.lookup_keys",
+        )
     mappings = (body.get("template") or {}).get("mappings") or {}
     types = dict(_mapped_types(mappings.get("properties") or {}))
     for index, key in enumerate(keys):
@@ -349,8 +398,14 @@ def check_index(asset: Asset, catalogue: list[Asset]) -> Iterator[Problem]:
             "index.version_name",
             f"index [{asset.name}] is named for version {match.group(1)} but carries version {asset.version}",
         )
-    if _template_for_index(asset.name, catalogue) is None and not asset.body.get("mappings", {}).get("properties"):
-        yield "$", "index.no_template", f"no index template of the assets matches [{asset.name}] and it has no mappings"
+    if _template_for_index(asset.name, catalogue) is None and not asset.body.get("mappings", {}).get(
+        "properties"
+    ):
+        yield (
+            "$",
+            "index.no_template",
+            f"no index template of the assets matches [{asset.name}] and it has no mappings",
+        )
 
 
 def _flat_settings(settings: dict, prefix: str = "") -> dict[str, Any]:

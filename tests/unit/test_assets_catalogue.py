@@ -63,7 +63,7 @@ def test_format_round_trips_and_is_stable():
     assert yaml.safe_load(formatted) == yaml.safe_load(text)
     assert format_asset_text(formatted) == formatted
     assert formatted.startswith("# header\n")
-    assert '    user.name: {terms: {field: user.name}}\n' in formatted
+    assert "    user.name: {terms: {field: user.name}}\n" in formatted
     assert 'codes: ["4624", "4625"]\n' in formatted
     assert "script: |\n  line one\n  line two\n" in formatted
 
