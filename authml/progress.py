@@ -17,6 +17,7 @@ class Progress:
         stream: TextIO | None = None,
         enabled: bool | None = None,
         unit: str = "records",
+        min_interval: float = 0.2,
     ):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
