@@ -18,7 +18,10 @@ REQUIREMENTS = {
 
 def test_one_has_privileges_request_covers_every_command():
     body = has_privileges_body(REQUIREMENTS)
-    assert body == {"cluster": ["monitor"], "index": [{"names": ["authml-events-*"], "privileges": ["create_doc"]}]}
+    assert body == {
+        "cluster": ["monitor"],
+        "index": [{"names": ["authml-events-*"], "privileges": ["create_doc"]}],
+    }
 
 
 def test_privileges_held_versus_needed():
@@ -55,8 +58,21 @@ def test_transform_health_and_checkpoint_lag():
             {"id": "authml-c", "state": "failed", "reason": "bulk failure", "health": {"status": "red"}},
         ]
     }
-    checks = {c.topic: c for c in transform_checks(stats, ["authml-a", "authml-b", "authml-c", "authml-d"], now)}
-    assert checks["transform authml-a"].status == "ok" and "60 s behind" in checks["transform authml-a"].detail
-    assert checks["transform authml-b"].status == "warn" and "3600 s behind" in checks["transform authml-b"].detail
-    assert checks["transform authml-c"].status == "fail" and "bulk failure" in checks["transform authml-c"].detail
-    assert checks["transform authml-d"].status == "fail" and "not installed" in checks["transform authml-d"].detail
+    checks = {
+        c.topic: c for c in transform_checks(stats, ["authml-a", "authml-b", "authml-c", "authml-d"], now)
+    }
+    assert (
+        checks["transform authml-a"].status == "ok" and "60 s behind" in checks["transform authml-a"].detail
+    )
+    assert (
+        checks["transform authml-b"].status == "warn"
+        and "3600 s behind" in checks["transform authml-b"].detail
+    )
+    assert (
+        checks["transform authml-c"].status == "fail"
+        and "bulk failure" in checks["transform authml-c"].detail
+    )
+    assert (
+        checks["transform authml-d"].status == "fail"
+        and "not installed" in checks["transform authml-d"].detail
+    )
