@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from authml.assets import assets_dir, load_asset
 from authml.assets.catalogue import load_catalogue
+from authml.cli import cli
 from authml.ecs import user_key
 from authml.embedded.preview import preview as embedded_preview
 from authml.es.apply import plan_steps
@@ -178,7 +180,7 @@ def test_lookup_join_attaches_a_score(applied):
     assert rows == [{"authml.event_id": prepared.event_id, "authml.score": 0.97}]
 
 
-def test_plan_after_a_version_bump_shows_exactly_that_change(applied, tmp_path, monkeypatch):
+def test_plan_after_a_version_bump_shows_exactly_that_change(applied, es_options, tmp_path, monkeypatch):
     bumped_dir = tmp_path / "es_assets"
     shutil.copytree(assets_dir(), bumped_dir)
     target = bumped_dir / "transforms" / "authml-user-host.yml"
@@ -192,8 +194,17 @@ def test_plan_after_a_version_bump_shows_exactly_that_change(applied, tmp_path, 
     assert [(c.key, c.action, sorted(d.path for d in c.differences)) for c in changes] == [
         ("transforms/authml-user-host", "update", ["$._meta.authml_version", "$.frequency"])
     ]
+    command = [
+        "assets", "plan", "--detailed-exitcode", "--es-url", es_options.url,
+        "--es-username", es_options.username, "--es-password", es_options.password.reveal(),
+    ]  # fmt: skip
+    shown = CliRunner().invoke(cli, command)
+    assert shown.exit_code == 2, shown.output
+    assert "~ update    transforms/authml-user-host (version 1 -> 2)" in shown.output
+    assert "$.frequency: '1m' -> '5m'" in shown.output
     apply_assets(applied, bumped)
     assert all(c.action == "unchanged" for c in make_plan(bumped, fetch_live(applied, bumped)))
+    assert CliRunner().invoke(cli, command).exit_code == 0
     monkeypatch.delenv("AUTHML_ASSETS_DIR")
     apply_assets(applied)  # back to the repository's assets for the other tests
     assert all(
