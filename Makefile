@@ -27,6 +27,9 @@ test: install ## run the whole test suite (integration tests skip when no Docker
 lint: install ## ruff, and the offline checks of every asset
 	$(VENV)/bin/ruff check authml tests benchmarks
 	$(VENV)/bin/ruff format --check authml tests benchmarks
+	$(AUTHML) assets fmt --check
+	$(AUTHML) assets lock --check
+	$(AUTHML) assets lint
 
 demo: install ## end to end on the embedded engine with a generated, labelled scenario
 	rm -rf $(DEMO_DIR)
