@@ -34,7 +34,7 @@ lint: install ## ruff, and the offline checks of every asset
 demo: install ## end to end on the embedded engine with a generated, labelled scenario
 	rm -rf $(DEMO_DIR)
 	$(AUTHML) --project-dir $(DEMO_DIR) generate --users 50 --days 21 --seed 7 --attacks --out $(DEMO_DIR)/generated
-	$(AUTHML) --project-dir $(DEMO_DIR) ingest $(DEMO_DIR)/generated
+	$(AUTHML) --project-dir $(DEMO_DIR) ingest $(DEMO_DIR)/generated/events.ndjson
 	$(AUTHML) --project-dir $(DEMO_DIR) store summary
 	@echo "Next stages (features, train, score, report) are not built yet; see the open issues."
 
