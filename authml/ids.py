@@ -15,9 +15,10 @@ from authml.ecs import get_path
 IDENTITY_FIELDS = ("winlog.computer_name", "winlog.channel", "winlog.record_id")
 
 
-def event_id(doc: dict[str, Any]) -> str:
-    """The event's id: a hex SHA-256 of its Windows identity, or of its content."""
-    identity = [get_path(doc, field) for field in IDENTITY_FIELDS]
+def event_id(doc: dict[str, Any], flat: dict[str, Any] | None = None) -> str:
+    """The event's id: a hex SHA-256 of its Windows identity, or of its content. ``flat`` is the
+    document's flattened view when the caller already has it."""
+    identity = [(flat.get(field) if flat is not None else get_path(doc, field)) for field in IDENTITY_FIELDS]
     if all(value not in (None, "") for value in identity):
         material = "|".join(["winlog", *(str(value) for value in identity)])
     else:
