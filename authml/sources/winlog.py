@@ -14,6 +14,7 @@ import ipaddress
 import json
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from authml.sources import winlog_tables as t
@@ -54,27 +55,34 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
     code = _text(system.get("EventID"))
     if code is None or code == "":
         raise NormaliseError("the record has no EventID")
-    code = str(code)
     provider = _attributes(system.get("Provider"))
     provider_name = provider.get("Name") or provider.get("EventSourceName")
-    winlog = _winlog_system(system, code, provider_name, provider.get("Guid"))
+    try:
+        winlog_template, event_template = _system_template(
+            str(code),
+            provider_name,
+            provider.get("Guid"),
+            system.get("Keywords"),
+            system.get("Task"),
+            system.get("Level"),
+            system.get("Opcode"),
+            system.get("Version"),
+            system.get("Channel"),
+            system.get("Computer"),
+        )
+    except TypeError:  # an unhashable value where Windows writes a scalar
+        raise NormaliseError("the record's System values are malformed") from None
+    code = event_template["code"]
+    winlog = {**winlog_template, **_winlog_record(system)}
+    if "keywords" in winlog:
+        winlog["keywords"] = list(winlog["keywords"])
+    ecs_event = dict(event_template)
     event_data = _event_data(event.get("EventData"))
     if event_data:
         winlog["event_data"] = event_data
     user_data = _user_data(event.get("UserData"))
     if user_data:
         winlog["user_data"] = user_data
-
-    ecs_event: dict[str, Any] = {"kind": "event", "code": code}
-    if provider_name:
-        ecs_event["provider"] = provider_name
-    if "outcome" in winlog:
-        ecs_event["outcome"] = winlog["outcome"]
-    if "task" in winlog:
-        ecs_event["action"] = winlog["task"]
-    if winlog.get("channel") == "Security":
-        ecs_event["module"] = "system"
-        ecs_event["dataset"] = "system.security"
     doc: dict[str, Any] = {"@timestamp": _timestamp(system), "event": ecs_event, "winlog": winlog}
     if winlog.get("computer_name"):
         doc["host"] = {"name": winlog["computer_name"]}
@@ -86,60 +94,83 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
     if "user" not in doc or "name" not in doc["user"]:
         _fallback_user(doc, event_data)
     _finish(doc)
-    doc["event"]["original"] = original
+    ecs_event["original"] = original
     doc["ecs"] = {"version": ECS_VERSION}
     return doc
 
 
-def _winlog_system(
-    system: dict[str, Any], code: str, provider: str | None, guid: str | None
-) -> dict[str, Any]:
-    """The winlog.* fields Winlogbeat takes from <System>; zero values are left out as it does."""
+@lru_cache(maxsize=4096)
+def _system_template(
+    code: str,
+    provider: str | None,
+    guid: str | None,
+    keywords_raw: Any,
+    task: Any,
+    level: Any,
+    opcode: Any,
+    version: Any,
+    channel: Any,
+    computer: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The winlog.* and event.* values that depend only on <System> fields most records of a file
+    share; cached, since working them out costs more than the rest of a record. Winlogbeat leaves
+    zero values out, and so does this."""
     winlog: dict[str, Any] = {"event_id": code}
-    _put(winlog, "channel", system.get("Channel"))
-    _put(winlog, "computer_name", system.get("Computer"))
+    _put(winlog, "channel", channel)
+    _put(winlog, "computer_name", computer)
     _put(winlog, "provider_name", provider)
     if guid:
         winlog["provider_guid"] = "{" + guid.strip("{}").lower() + "}"
-    record_id = system.get("EventRecordID")
-    if record_id:
-        winlog["record_id"] = str(record_id)
-    version = system.get("Version")
-    if version:
-        winlog["version"] = version
-    level = t.LEVEL_NAMES.get(system.get("Level") or 0)
-    if level:
-        winlog["level"] = level
-    task = system.get("Task")
+    _put(winlog, "version", version)
+    level_name = t.LEVEL_NAMES.get(level or 0)
+    if level_name:
+        winlog["level"] = level_name
     if provider == t.SECURITY_AUDITING and task in t.SECURITY_AUDITING_TASKS:
         winlog["task"] = t.SECURITY_AUDITING_TASKS[task]
-    opcode = system.get("Opcode")
     if opcode is not None and opcode in t.OPCODE_NAMES:
         winlog["opcode"] = t.OPCODE_NAMES[opcode]
-    keywords = _hex_int(system.get("Keywords"))
+    keywords = _hex_int(keywords_raw)
     if keywords:
-        names = [name for mask, name in t.KEYWORD_NAMES if keywords & mask]
+        names = tuple(name for mask, name in t.KEYWORD_NAMES if keywords & mask)
         if names:
             winlog["keywords"] = names
         if keywords & t.KEYWORD_AUDIT_FAILURE:
             winlog["outcome"] = "failure"
         elif keywords & t.KEYWORD_AUDIT_SUCCESS:
             winlog["outcome"] = "success"
+
+    event: dict[str, Any] = {"kind": "event", "code": code}
+    _put(event, "provider", provider)
+    _put(event, "outcome", winlog.get("outcome"))
+    _put(event, "action", winlog.get("task"))
+    if channel == "Security":
+        event["module"] = "system"
+        event["dataset"] = "system.security"
+    return winlog, event
+
+
+def _winlog_record(system: dict[str, Any]) -> dict[str, Any]:
+    """The winlog.* values that differ from record to record."""
+    winlog: dict[str, Any] = {}
+    record_id = system.get("EventRecordID")
+    if record_id:
+        winlog["record_id"] = str(record_id)
     correlation = _attributes(system.get("Correlation"))
-    _put(winlog, "activity_id", _braced(correlation.get("ActivityID")))
-    _put(winlog, "related_activity_id", _braced(correlation.get("RelatedActivityID")))
+    if correlation:
+        _put(winlog, "activity_id", _braced(correlation.get("ActivityID")))
+        _put(winlog, "related_activity_id", _braced(correlation.get("RelatedActivityID")))
     execution = _attributes(system.get("Execution"))
-    process: dict[str, Any] = {}
-    _put(process, "pid", execution.get("ProcessID"))
-    if execution.get("ThreadID"):
-        process["thread"] = {"id": execution["ThreadID"]}
-    if process:
-        winlog["process"] = process
+    if execution:
+        process: dict[str, Any] = {}
+        _put(process, "pid", execution.get("ProcessID"))
+        if execution.get("ThreadID"):
+            process["thread"] = {"id": execution["ThreadID"]}
+        if process:
+            winlog["process"] = process
     user_sid = _attributes(system.get("Security")).get("UserID")
     if user_sid:
         winlog["user"] = {"identifier": user_sid}
-    time_created = _attributes(system.get("TimeCreated")).get("SystemTime")
-    _put(winlog, "time_created", time_created)
+    _put(winlog, "time_created", _attributes(system.get("TimeCreated")).get("SystemTime"))
     return winlog
 
 
