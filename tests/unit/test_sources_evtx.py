@@ -3,14 +3,17 @@ and why; nothing the file declares disappears without a trace."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from authml.sources import SourceRecord, read_records
-from authml.sources.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, read_evtx
+from authml.sources.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, MAX_RECORDS_PER_CHUNK, read_evtx
 
 PARSER_SAMPLES = "parser-samples"
 
@@ -30,23 +33,25 @@ def _declared_ids(path: Path) -> set[int]:
     for offset in range(FILE_HEADER_SIZE, len(data), CHUNK_SIZE):
         if data[offset : offset + 8] == b"ElfChnk\x00":
             first, last = struct.unpack_from("<QQ", data, offset + 24)
-            ids.update(range(first, last + 1))
+            if first <= last < first + MAX_RECORDS_PER_CHUNK:  # a corrupt header declares nothing usable
+                ids.update(range(first, last + 1))
     return ids
 
 
 def _accounted_ids(records: list[SourceRecord]) -> set[int]:
-    """Ids a document or an error names: 'record N' and 'records A to B'."""
+    """Ids that a record names: positions 'record N' and 'chunk C, records A to B', and a chunk
+    error's '(records A to B are lost)'."""
     ids: set[int] = set()
     for record in records:
-        text = f"{record.position} {record.error or ''}"
-        words = text.replace(",", " ").split()
-        for index, word in enumerate(words):
-            if word == "record" and index + 1 < len(words) and words[index + 1].isdigit():
-                ids.add(int(words[index + 1]))
-            if word == "records" and index + 3 < len(words) and words[index + 2] == "to":
-                ids.update(range(int(words[index + 1]), int(words[index + 3]) + 1))
-            if word == "(records" and index + 3 < len(words):
-                ids.update(range(int(words[index + 1]), int(words[index + 3]) + 1))
+        position = record.position.replace(",", "").split()
+        if "record" in position:
+            ids.add(int(position[position.index("record") + 1]))
+        if "records" in position:
+            start = position.index("records")
+            ids.update(range(int(position[start + 1]), int(position[start + 3]) + 1))
+        lost = re.search(r"\(records (\d+) to (\d+) are lost\)", record.error or "")
+        if lost:
+            ids.update(range(int(lost.group(1)), int(lost.group(2)) + 1))
     return ids
 
 
@@ -168,3 +173,32 @@ def test_copy_of_a_good_file_reads_the_same(evtx_samples: Path, tmp_path: Path) 
     copy = tmp_path / "copy.evtx"
     shutil.copyfile(source, copy)
     assert [r.document for r in read_evtx(copy)] == [r.document for r in read_evtx(source)]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    damage=st.lists(
+        st.tuples(st.integers(0, 2 * CHUNK_SIZE - 1), st.integers(0, 255)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_random_damage_never_stops_the_file_nor_hides_a_record(
+    evtx_samples: Path, tmp_path_factory: pytest.TempPathFactory, damage: list[tuple[int, int]]
+) -> None:
+    source = (evtx_samples / PARSER_SAMPLES / "post-Security.evtx").read_bytes()[
+        : FILE_HEADER_SIZE + 2 * CHUNK_SIZE
+    ]
+    data = bytearray(source)
+    for offset, value in damage:
+        data[FILE_HEADER_SIZE + offset] = value
+    path = tmp_path_factory.mktemp("damaged") / "damaged.evtx"
+    path.write_bytes(bytes(data))
+    records = list(read_evtx(path))
+    _split(records)
+    assert _declared_ids(path) <= _accounted_ids(records)
