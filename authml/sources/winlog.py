@@ -71,13 +71,13 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
             str(code),
             provider_name,
             provider.get("Guid"),
-            system.get("Keywords"),
-            system.get("Task"),
-            system.get("Level"),
-            system.get("Opcode"),
-            system.get("Version"),
-            system.get("Channel"),
-            system.get("Computer"),
+            element_text(system.get("Keywords")),
+            element_text(system.get("Task")),
+            element_text(system.get("Level")),
+            element_text(system.get("Opcode")),
+            element_text(system.get("Version")),
+            element_text(system.get("Channel")),
+            element_text(system.get("Computer")),
         )
     except TypeError:  # an unhashable value where Windows writes a scalar
         raise NormaliseError("the record's System values are malformed") from None
