@@ -36,6 +36,7 @@ CHUNK_SIZE = 65536
 MAX_RECORDS_PER_CHUNK = (CHUNK_SIZE - 512) // 28
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)")
 _RECORD_ERROR = re.compile(r"record number (\d+)")
+_CHUNK_IDS_ERROR = re.compile(r"record IDs (\d+)\.\.(\d+)")
 
 
 @dataclass(slots=True)
@@ -220,6 +221,11 @@ class _Accountant:
                 span.reported = True
                 message += f" (records {span.first_record} to {span.last_record} are lost)"
             yield SourceRecord(f"chunk {number}", None, error=message)
+            return
+        ids = _CHUNK_IDS_ERROR.search(message)
+        span = next((s for s in self._spans if ids and s.first_record == int(ids.group(1))), None)
+        if span is not None:  # the chunk's missing ids are dead-lettered with this reason
+            self._reasons[span.number] = message
             return
         record = _RECORD_ERROR.search(message)
         if record:

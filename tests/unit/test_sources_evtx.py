@@ -103,6 +103,36 @@ def test_zero_data_size_record_loses_only_the_rest_of_its_chunk(evtx_samples: Pa
     assert _declared_ids(path) <= _accounted_ids(records)
 
 
+def _record_offset(data: bytes, chunk_start: int, index: int) -> int:
+    """File offset of the index-th record (0-based) of the chunk starting at chunk_start."""
+    offset = chunk_start + 512
+    for _ in range(index):
+        offset += struct.unpack_from("<I", data, offset + 4)[0]
+    return offset
+
+
+def test_unbuildable_string_cache_and_a_silent_stop_get_their_own_reasons(
+    evtx_samples: Path, tmp_path: Path
+) -> None:
+    data = bytearray(
+        (evtx_samples / PARSER_SAMPLES / "post-Security.evtx").read_bytes()[
+            : FILE_HEADER_SIZE + 2 * CHUNK_SIZE
+        ]
+    )
+    chunk0, chunk1 = FILE_HEADER_SIZE, FILE_HEADER_SIZE + CHUNK_SIZE
+    struct.pack_into("<I", data, _record_offset(data, chunk0, 50), 0)  # record 51's magic: a silent stop
+    struct.pack_into("<I", data, chunk1 + 128, 0xFFFF)  # a string-table offset past the chunk's end
+    path = tmp_path / "damaged.evtx"
+    path.write_bytes(bytes(data))
+    records = list(read_evtx(path))
+    good, bad = _split(records)
+    assert len(good) == 50
+    reasons = {r.position: r.error for r in bad}
+    assert "without an error" in reasons["chunk 0, records 51 to 102"]
+    assert "string cache" in reasons["chunk 1, records 103 to 126"]
+    assert _declared_ids(path) <= _accounted_ids(records)
+
+
 def test_bad_string_cache_sample_reads_completely(evtx_samples: Path) -> None:
     # This parser version recovers this sample: every declared record comes back as a document.
     path = evtx_samples / PARSER_SAMPLES / "security_bad_string_cache.evtx"
