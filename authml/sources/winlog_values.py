@@ -23,8 +23,14 @@ def read_event_data(section: Any) -> dict[str, Any]:
     for key, value in section.items():
         index += 1
         kind = type(value)
-        # Most values are plain strings and integers: handle them here, the rest in as_text.
-        if kind is str:
+        if key == "Data":  # unnamed <Data> elements: Winlogbeat numbers them paramN
+            index -= 1
+            texts = value.get("#text") if kind is dict else value
+            for text in texts if isinstance(texts, list) else [texts]:
+                index += 1
+                add_pair(pairs, f"param{index}", text, placeholders)
+        # Most values are plain strings and integers: handled here, the rest in as_text.
+        elif kind is str:
             if value in placeholders or value.isspace():
                 continue
             if len(value) == 36 and value[8] == "-" and _BARE_GUID.fullmatch(value):
@@ -38,12 +44,6 @@ def read_event_data(section: Any) -> dict[str, Any]:
             pairs[key] = str(value)
         elif key == "#attributes":
             index -= 1
-        elif key == "Data" and kind is dict and "#text" in value:
-            index -= 1
-            texts = value["#text"] if isinstance(value["#text"], list) else [value["#text"]]
-            for text in texts:
-                index += 1
-                add_pair(pairs, f"param{index}", text, placeholders)
         else:
             add_pair(pairs, key, value, placeholders)
     return pairs

@@ -158,6 +158,19 @@ def test_other_provider_is_generic() -> None:
     assert "user" not in doc
 
 
+@pytest.mark.parametrize(
+    "event_data",
+    [{"Data": {"#text": ["a", "", "c"]}}, {"Data": ["a", "", "c"]}, {"Data": {"#text": "a"}}, {"Data": "a"}],
+)
+def test_unnamed_data_elements_are_numbered(event_data: dict[str, Any]) -> None:
+    data = _normalise(System__Provider={"#attributes": {"Name": "Legacy"}}, EventData=event_data)["winlog"][
+        "event_data"
+    ]
+    assert data["param1"] == "a"
+    assert "param2" not in data  # empty values are dropped but keep their number
+    assert data.get("param3", "c") == "c"
+
+
 def test_session_reconnect_from_console_has_no_source_ip() -> None:
     doc = _normalise(
         System__EventID=4778,
