@@ -108,7 +108,10 @@ def prepare_event(document: dict[str, Any], source_file: str, position: str, ing
     source_ip = flat.get("source.ip")
     if source_ip is not None and source_ip not in _VALID_IPS:
         _check_ip(source_ip)
-    identity = event_id(document, flat)  # from the document as the source gave it
+    try:
+        identity = event_id(document)  # from the document as the source gave it
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
     event = document.get("event")
     if not isinstance(event, dict):
         event = document["event"] = {}
