@@ -93,6 +93,23 @@ def test_explicit_credentials_put_the_subject_in_user(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "outcome"),
+    [
+        ({"EventCode": 4625}, "failure"),
+        ({"EventCode": 4624}, "success"),
+        ({"EventCode": 4768, "Status": "0x0"}, "success"),
+        ({"EventCode": 4776, "Status": "0xc000006a"}, "failure"),
+        ({"EventCode": 4768}, None),
+        ({"EventCode": 4625, "action": "success"}, "success"),  # the export's own word wins
+    ],
+)
+def test_outcome_without_action(tmp_path: Path, fields: dict, outcome: str | None) -> None:
+    line = json.dumps({"_time": 1700000000, "user": "u", **fields})
+    [record] = list(read_splunk(_write_lines(tmp_path / "o.json", [line])))
+    assert record.document["event"].get("outcome") == outcome
+
+
+@pytest.mark.parametrize(
     ("line", "reason"),
     [
         ('{"EventCode": 4624, "user": "x"}', "no time"),
