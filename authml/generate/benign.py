@@ -79,14 +79,10 @@ def _person_day(
         ip = station.ip
         _office_logon(em, user, dc, start, day_index)
         for _ in range(unlocks):
-            em.logon(
-                start + int(r.uniform(0.5, 1.0) * (end - start)),
-                station,
-                user,
-                LOGON_UNLOCK,
-                LOCALHOST,
-                package="Negotiate",
-            )
+            # Windows logs the unlock as a short-lived logon session of its own.
+            at = start + int(r.uniform(0.5, 1.0) * (end - start))
+            session = em.logon(at, station, user, LOGON_UNLOCK, LOCALHOST, package="Negotiate")
+            em.logoff(at + r.randint(500, 4000), station, user, LOGON_UNLOCK, session)
         _file_sessions(em, pop, user, dc, ip, start, end, files)
         if r.random() < 0.45:
             em.logoff(end, station, user, LOGON_INTERACTIVE, em.logon_id())
@@ -97,6 +93,11 @@ def _person_day(
         em.service_ticket(start + int(r.random() * (end - start)), dc, user.name, svc.name, svc.sid, ip)
     if user.admin_account:
         _admin_sessions(em, pop, pop.account(user.admin_account), dc, ip, start, end, rdp)
+    if laptop and r.random() < 0.06:
+        evening = midnight + int(r.uniform(19.5, 22.5) * HOUR_MS)
+        _remote_session(
+            em, pop, user, dc, evening, evening + int(r.uniform(15, 60) * MINUTE_MS), 1 + files // 5
+        )
 
 
 def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: int) -> None:
