@@ -83,6 +83,7 @@ def _person_day(
             at = start + int(r.uniform(0.5, 1.0) * (end - start))
             session = em.logon(at, station, user, LOGON_UNLOCK, LOCALHOST, package="Negotiate")
             em.logoff(at + r.randint(500, 4000), station, user, LOGON_UNLOCK, session)
+        _policy_refresh(em, dc, user, ip, start, end)
         _file_sessions(em, pop, user, dc, ip, start, end, files)
         if r.random() < 0.45:
             em.logoff(end, station, user, LOGON_INTERACTIVE, em.logon_id())
@@ -167,8 +168,21 @@ def _remote_session(
     connected = start + int(r.uniform(1, 6) * MINUTE_MS)
     em.ticket_granting(connected, dc, user, ip)
     em.service_ticket(connected + 300, dc, user.name, machine_account(station), machine_sid(station), ip)
+    _policy_refresh(em, dc, user, ip, connected, end)
     _file_sessions(em, pop, user, dc, ip, connected, end, files)
     return ip
+
+
+def _policy_refresh(em: Emitter, dc: Host, user: Account, ip: str, start: int, end: int) -> None:
+    """Group policy for the user: at logon and every 90 minutes or so, a network logon on the DC
+    (SYSVOL), preceded once by the ticket for the DC itself."""
+    r = em.rand
+    em.service_ticket(start + 1500, dc, user.name, machine_account(dc), machine_sid(dc), ip)
+    at = start + 2000
+    while at < end:
+        session = em.logon(at, dc, user, LOGON_NETWORK, ip)
+        em.logoff(at + r.randint(300, 3000), dc, user, LOGON_NETWORK, session)
+        at += int(GPO_REFRESH_MS + r.uniform(0, 30) * MINUTE_MS)
 
 
 def _file_sessions(
