@@ -73,7 +73,7 @@ FAILURE_TEXT = {
 }
 STATUS_TEXT = {
     "0xc000006d": "This is either due to a bad username or authentication information.",
-    "0xc000006e": "Unknown user name or bad password.",
+    "0xc000006e": "Indicates a referenced user name and authentication information are valid, but some user account restriction has prevented successful authentication.",
 }
 
 # Executables as JSON string content (backslashes already escaped).
