@@ -15,7 +15,6 @@ from authml.config import ENV_PREFIX, find_config_file, load_config
 from authml.errors import AuthmlError
 
 
-
 def _command_modules() -> list[str]:
     """Each module ``authml/cli/<noun>.py`` (not starting with ``_``) defines the command ``<noun>``."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
@@ -34,7 +33,9 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module_name}"), module_name)
 
 
-@click.group(cls=LazyGroup, context_settings={"auto_envvar_prefix": ENV_PREFIX, "help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, context_settings={"auto_envvar_prefix": ENV_PREFIX, "help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="authml")
 @click.option(
     "--project-dir",
@@ -81,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"authml: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("authml: interrupted; the store holds everything committed so far, run again to resume", err=True)
+        click.echo(
+            "authml: interrupted; the store holds everything committed so far, run again to resume", err=True
+        )
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)

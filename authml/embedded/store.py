@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
+import orjson
+import pyarrow as pa
 
 from authml.embedded.schema import STORE_DDL, event_columns, events_ddl, quote
 from authml.errors import StoreError
@@ -36,7 +37,12 @@ class DeadLetter:
     raw: str | None
 
     def as_json(self) -> dict[str, Any]:
-        return {"source_file": self.source_file, "position": self.position, "reason": self.reason, "raw": self.raw}
+        return {
+            "source_file": self.source_file,
+            "position": self.position,
+            "reason": self.reason,
+            "raw": self.raw,
+        }
 
 
 @dataclass(slots=True)
@@ -62,15 +68,15 @@ class Store:
         path = store_path(project_dir)
         if not path.exists():
             if not create:
-                raise StoreError(
-                    f"no store at {path}; run `authml ingest PATH` first or pass --project-dir"
-                )
+                raise StoreError(f"no store at {path}; run `authml ingest PATH` first or pass --project-dir")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise StoreError(f"the store {path} is in use by another authml process; wait for it to finish") from exc
+                raise StoreError(
+                    f"the store {path} is in use by another authml process; wait for it to finish"
+                ) from exc
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
         store = cls(connection, path)
         if not read_only:
@@ -105,20 +111,24 @@ class Store:
         return inserted
 
     def _insert_events(self, events: Sequence[StoredEvent]) -> int:
+        # Arrow columns: built in C from Python lists, and scanned by DuckDB without the GIL, so the
+        # insert overlaps with the reader preparing the next batch.
         columns = event_columns()
-        batch: dict[str, np.ndarray] = {
-            "_id": _objects(e.event_id for e in events),
-            "document": _objects(json.dumps(e.document, separators=(",", ":"), default=str) for e in events),
-            "source_file": _objects(e.source_file for e in events),
-            "source_position": _objects(e.source_position for e in events),
+        typed_columns = list(zip(*(e.typed_values for e in events), strict=True))
+        arrays = {
+            "_id": pa.array([e.event_id for e in events], pa.string()),
+            "document": pa.array(
+                [orjson.dumps(e.document, default=str).decode() for e in events], pa.string()
+            ),
+            "source_file": pa.array([e.source_file for e in events], pa.string()),
+            "source_position": pa.array([e.source_position for e in events], pa.string()),
         }
         select = ["_id"]
         for index, column in enumerate(columns):
-            key = f"c{index}"
-            batch[key] = _objects(e.typed_values[index] for e in events)
-            select.append(f"TRY_CAST({key} AS {column.sql_type})")
-        select += ["document::JSON", "source_file", "source_position"]
-        self.connection.register("authml_batch", batch)
+            arrays[f"c{index}"] = pa.array(typed_columns[index], pa.string())
+            select.append(f"TRY_CAST(c{index} AS {column.sql_type})")
+        select += ["document", "source_file", "source_position"]
+        self.connection.register("authml_batch", pa.table(arrays))
         try:
             (inserted,) = self.connection.execute(
                 f"INSERT INTO events SELECT {', '.join(select)} FROM authml_batch ON CONFLICT DO NOTHING"
@@ -128,13 +138,24 @@ class Store:
         return int(inserted)
 
     def _insert_dead_letters(self, dead_letters: Iterable[DeadLetter]) -> None:
-        rows = [(d.source_file, d.position, d.reason, d.raw, datetime.now(UTC).replace(tzinfo=None)) for d in dead_letters]
+        rows = [
+            (d.source_file, d.position, d.reason, d.raw, datetime.now(UTC).replace(tzinfo=None))
+            for d in dead_letters
+        ]
         if rows:
             self.connection.executemany(
                 "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT DO UPDATE SET reason = excluded.reason, raw = excluded.raw, recorded_at = excluded.recorded_at",
                 rows,
             )
+
+    def record_run(self, run_id: str, started_at: datetime, file_summaries: list[dict[str, Any]]) -> None:
+        """Keep the per-file counts of an ingest run, for `authml store runs` and audits."""
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        self.connection.execute(
+            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?)",
+            [run_id, started_at, finished, json.dumps(file_summaries)],
+        )
 
     # Reading -----------------------------------------------------------------------------
 
@@ -148,10 +169,10 @@ class Store:
         """What the store holds: totals, time range, and counts per event code."""
         total, first, last, users, hosts = self.connection.execute(
             f'SELECT count(*), min("@timestamp"), max("@timestamp"), count(DISTINCT {quote("user.name")}), '
-            f'count(DISTINCT {quote("host.name")}) FROM events'
+            f"count(DISTINCT {quote('host.name')}) FROM events"
         ).fetchone()
         by_code = self.connection.execute(
-            f'SELECT {quote("event.code")}, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1'
+            f"SELECT {quote('event.code')}, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC, 1"
         ).fetchall()
         return {
             "store": str(self.path),
@@ -174,7 +195,3 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _objects(values: Iterable[Any]) -> np.ndarray:
-    return np.array(list(values), dtype=object)
