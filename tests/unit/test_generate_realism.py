@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from authml.generate.attacks import SCENARIOS
+from authml.generate.clock import holidays
 from authml.generate.run import GenerateOptions, run
 
 
@@ -224,3 +225,34 @@ def test_kerberoasting_is_an_rc4_burst_from_an_account_that_uses_aes(generated):
         d for d in _training(events, scenario) if d["user"]["name"] == user and d["event"]["code"] == "4769"
     ]
     assert usual and all(d["winlog"]["event_data"]["TicketEncryptionType"] == "0x12" for d in usual)
+
+
+def test_offices_close_on_their_own_public_holidays(tmp_path):
+    run(GenerateOptions(users=60, days=7, seed=2, out_dir=tmp_path, start=date(2025, 12, 22)))
+    events, scenario = _load(tmp_path)
+    staff = {n: a for n, a in _accounts(scenario, "user").items() if a["role"] == "staff"}
+    desk = Counter()
+    for doc in events:
+        account = staff.get(doc["user"]["name"])
+        if account and doc["event"]["code"] == "4624" and doc["winlog"]["logon"]["type"] != "Network":
+            local_day = doc["_time"].astimezone(ZoneInfo(account["time_zone"])).date()
+            desk[(account["office"], local_day)] += 1
+    monday, christmas, boxing_day = date(2025, 12, 22), date(2025, 12, 25), date(2025, 12, 26)
+    for office in ("NYC", "LON", "BER"):
+        # Only the odd person who also works at weekends logs on for a while.
+        assert desk[(office, christmas)] <= 0.1 * desk[(office, monday)], office
+    assert desk[("NYC", boxing_day)] > 0.5 * desk[("NYC", monday)]  # a working day in the US
+    for office in ("LON", "BER"):
+        assert desk[(office, boxing_day)] <= 0.1 * desk[(office, monday)], office
+
+
+@pytest.mark.parametrize(
+    ("year", "easter"), [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5))]
+)
+def test_easter_based_holidays_are_computed(year, easter):
+    assert easter - timedelta(days=2) in holidays("UK", year)
+    assert easter + timedelta(days=1) in holidays("DE", year)
+    assert easter + timedelta(days=39) in holidays("DE", year)  # Ascension Day
+    assert date(year, 11, 1) + timedelta(days=(3 - date(year, 11, 1).weekday()) % 7 + 21) in holidays(
+        "US", year
+    )
