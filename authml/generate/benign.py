@@ -77,7 +77,7 @@ def _person_day(
         if laptop:
             _boot(em, dc, station, start - int(r.uniform(2, 10) * MINUTE_MS))
         ip = station.ip
-        _office_logon(em, user, dc, start, day_index)
+        desk_session = _office_logon(em, user, dc, start, day_index)
         for _ in range(unlocks):
             # Windows logs the unlock as a short-lived logon session of its own.
             at = start + int(r.uniform(0.5, 1.0) * (end - start))
@@ -86,7 +86,7 @@ def _person_day(
         _policy_refresh(em, dc, user, ip, start, end)
         _file_sessions(em, pop, user, dc, ip, start, end, files)
         if r.random() < 0.45:
-            em.logoff(end, station, user, LOGON_INTERACTIVE, em.logon_id())
+            em.logoff(end, station, user, LOGON_INTERACTIVE, desk_session)
     if user.ntlm_app:
         _ntlm_sessions(em, pop, user, dc, ip, start, end, ntlm)
     for service in user.web_services:
@@ -101,9 +101,10 @@ def _person_day(
         )
 
 
-def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: int) -> None:
+def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: int) -> str:
     """The morning logon at the desk: a mistyped password now and then, an expired one rarely,
-    then the TGT, the ticket for the workstation itself, and the interactive (or unlock) logon."""
+    then the TGT, the ticket for the workstation itself, and the interactive (or unlock) logon.
+    Returns the logon id of the desk session (the one a logoff in the evening closes)."""
     r = em.rand
     station = user.workstation
     if user.password_expiry_day == day_index:
@@ -145,7 +146,7 @@ def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: i
             "winlogon",
             LOCALHOST,
         )
-    em.logon(
+    session = em.logon(
         start + 120,
         station,
         user,
@@ -154,6 +155,8 @@ def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: i
         package="Negotiate",
         elevated=user.role == "admin",
     )
+    # An unlock resumes the session left open overnight, whose logon id is that of an older logon.
+    return em.logon_id() if unlock else session
 
 
 def _remote_session(
