@@ -15,7 +15,6 @@ from authml.config import ENV_PREFIX, find_config_file, load_config
 from authml.errors import AuthmlError
 
 
-
 def _command_modules() -> list[str]:
     """Each module ``authml/cli/<noun>.py`` (not starting with ``_``) defines the command ``<noun>``."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))

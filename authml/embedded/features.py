@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
   dest_index VARCHAR NOT NULL,
   definition_sha256 VARCHAR NOT NULL,
   sync_upper TIMESTAMP,
+  tail_events BIGINT NOT NULL,
   built_at TIMESTAMP NOT NULL,
   rows BIGINT NOT NULL
 )"""
@@ -152,7 +153,7 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
     sync = _require_sync(pivot, definition)
     table = quote(definition.dest_index)
     checkpoint = connection.execute(
-        "SELECT definition_sha256, sync_upper FROM feature_checkpoints WHERE transform_id = ?",
+        "SELECT definition_sha256, sync_upper, tail_events FROM feature_checkpoints WHERE transform_id = ?",
         [definition.transform_id],
     ).fetchone()
     table_exists = _table_exists(connection, definition.dest_index)
@@ -172,27 +173,34 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
             written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             mode = "full"
         else:
-            lower = checkpoint[1].timestamp() * 1000 - pivot.sync_delay_ms
-            lower_ts = datetime.fromtimestamp(lower / 1000, UTC).replace(tzinfo=None)
-            written = _incremental(
-                connection, pivot, table, bounded, f"{sync} > {_timestamp(lower_ts)} AND {bounded}"
-            )
-            mode = "incremental" if written else "unchanged"
+            window = f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded}"
+            if upper == checkpoint[1] and _count(connection, window) == checkpoint[2]:
+                written, mode = 0, "unchanged"  # nothing stored since the last checkpoint
+            else:
+                written = _incremental(connection, pivot, table, bounded, window)
+                mode = "incremental"
         rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        connection.execute(
-            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                definition.transform_id,
-                definition.dest_index,
-                definition.sha256,
-                upper,
-                datetime.now(UTC).replace(tzinfo=None),
-                rows,
-            ],
+        tail = (
+            _count(connection, f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {bounded}")
+            if upper
+            else 0
         )
+        connection.execute(
+            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [definition.transform_id, definition.dest_index, definition.sha256, upper, tail,
+             datetime.now(UTC).replace(tzinfo=None), rows],
+        )  # fmt: skip
     return BuildResult(
         definition.transform_id, definition.dest_index, mode, written, rows, time.perf_counter() - started
     )
+
+
+def _minus_ms(moment: datetime, milliseconds: int) -> datetime:
+    return moment - timedelta(milliseconds=milliseconds)
+
+
+def _count(connection, condition: str) -> int:
+    return connection.execute(f"SELECT count(*) FROM {EVENTS_RELATION} WHERE {condition}").fetchone()[0]
 
 
 def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window: str) -> int:
