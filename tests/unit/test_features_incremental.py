@@ -70,7 +70,7 @@ def _tables(store: Store) -> dict[str, list[dict]]:
     return {d.transform_id: read_feature_documents(store, d) for d in feature_definitions()}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(event_shapes, min_size=1, max_size=12), min_size=2, max_size=5))
 def test_incremental_runs_equal_a_full_rebuild(batches):
     batches = _documents(batches)
