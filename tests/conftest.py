@@ -10,6 +10,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_EVTX = REPO_ROOT.parent / "shared" / "data" / "evtx"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/**/*-expected.json from the current output instead of comparing",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
 @pytest.fixture
 def evtx_samples() -> Path:
     """The real EVTX recordings beside the project (../shared/data/evtx); tests skip without them."""

@@ -33,7 +33,9 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module_name}"), module_name)
 
 
-@click.group(cls=LazyGroup, context_settings={"auto_envvar_prefix": ENV_PREFIX, "help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, context_settings={"auto_envvar_prefix": ENV_PREFIX, "help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="authml")
 @click.option(
     "--project-dir",
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"authml: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("authml: interrupted; the store holds everything committed so far, run again to resume", err=True)
+        click.echo(
+            "authml: interrupted; the store holds everything committed so far, run again to resume", err=True
+        )
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
+import orjson
+import pyarrow as pa
 
 from authml.embedded.schema import STORE_DDL, event_columns, events_ddl, quote
 from authml.errors import StoreError
@@ -110,20 +111,24 @@ class Store:
         return inserted
 
     def _insert_events(self, events: Sequence[StoredEvent]) -> int:
+        # Arrow columns: built in C from Python lists, and scanned by DuckDB without the GIL, so the
+        # insert overlaps with the reader preparing the next batch.
         columns = event_columns()
-        batch: dict[str, np.ndarray] = {
-            "_id": _objects(e.event_id for e in events),
-            "document": _objects(json.dumps(e.document, separators=(",", ":"), default=str) for e in events),
-            "source_file": _objects(e.source_file for e in events),
-            "source_position": _objects(e.source_position for e in events),
+        typed_columns = list(zip(*(e.typed_values for e in events), strict=True))
+        arrays = {
+            "_id": pa.array([e.event_id for e in events], pa.string()),
+            "document": pa.array(
+                [orjson.dumps(e.document, default=str).decode() for e in events], pa.string()
+            ),
+            "source_file": pa.array([e.source_file for e in events], pa.string()),
+            "source_position": pa.array([e.source_position for e in events], pa.string()),
         }
         select = ["_id"]
         for index, column in enumerate(columns):
-            key = f"c{index}"
-            batch[key] = _objects(e.typed_values[index] for e in events)
-            select.append(f"TRY_CAST({key} AS {column.sql_type})")
-        select += ["document::JSON", "source_file", "source_position"]
-        self.connection.register("authml_batch", batch)
+            arrays[f"c{index}"] = pa.array(typed_columns[index], pa.string())
+            select.append(f"TRY_CAST(c{index} AS {column.sql_type})")
+        select += ["document", "source_file", "source_position"]
+        self.connection.register("authml_batch", pa.table(arrays))
         try:
             (inserted,) = self.connection.execute(
                 f"INSERT INTO events SELECT {', '.join(select)} FROM authml_batch ON CONFLICT DO NOTHING"
@@ -143,6 +148,14 @@ class Store:
                 "ON CONFLICT DO UPDATE SET reason = excluded.reason, raw = excluded.raw, recorded_at = excluded.recorded_at",
                 rows,
             )
+
+    def record_run(self, run_id: str, started_at: datetime, file_summaries: list[dict[str, Any]]) -> None:
+        """Keep the per-file counts of an ingest run, for `authml store runs` and audits."""
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        self.connection.execute(
+            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?)",
+            [run_id, started_at, finished, json.dumps(file_summaries)],
+        )
 
     # Reading -----------------------------------------------------------------------------
 
@@ -182,7 +195,3 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _objects(values: Iterable[Any]) -> np.ndarray:
-    return np.array(list(values), dtype=object)

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from authml.sources import SourceRecord
 
 
-def open_text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) for a plain or gzip-compressed text file; a truncated gzip ends the
+def open_binary_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for a plain or gzip-compressed file; a truncated gzip ends the
     iteration with an OSError/EOFError that the caller turns into a dead letter."""
     with path.open("rb") as probe:
         compressed = probe.read(2) == b"\x1f\x8b"
     opener = gzip.open if compressed else open
-    with opener(path, "rt", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
+    with opener(path, "rb") as handle:
         yield from enumerate(handle, start=1)
 
 
@@ -25,14 +26,13 @@ def iter_json_objects(path: Path) -> Iterator[tuple[str, str, dict[str, Any] | N
     """(position, raw line, object or None, error or None) for each non-blank line."""
     line_number = 0
     try:
-        for line_number, line in open_text_lines(path):
-            text = line.rstrip("\r\n")
-            if not text.strip():
+        for line_number, line in open_binary_lines(path):
+            if not line.strip():
                 continue
-            raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raw = line.rstrip(b"\r\n").decode("utf-8", "replace")
             try:
-                value = json.loads(text)
-            except (json.JSONDecodeError, UnicodeEncodeError) as exc:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
                 yield f"line {line_number}", raw, None, f"not valid JSON: {exc}"
                 continue
             if not isinstance(value, dict):

@@ -17,7 +17,9 @@ def _all_commands(group: click.Group, ctx: click.Context, prefix: tuple[str, ...
         assert command is not None, f"{name} is listed but cannot be loaded"
         yield (*prefix, name), command
         if isinstance(command, click.Group):
-            yield from _all_commands(command, click.Context(command, parent=ctx, info_name=name), (*prefix, name))
+            yield from _all_commands(
+                command, click.Context(command, parent=ctx, info_name=name), (*prefix, name)
+            )
 
 
 def test_every_command_has_help_text():

@@ -1,0 +1,125 @@
+"""`authml ingest`: EVTX, ECS NDJSON and Splunk-style JSON into the embedded store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from authml.sources import FORMATS
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto detects it per file (EVTX magic, ECS NDJSON, or flat Splunk-style JSON).",
+)
+@click.option(
+    "--only-auth/--all-events",
+    default=False,
+    show_default=True,
+    help="Keep only authentication event codes (4624, 4625, 4634, 4647, 4648, 4672, 4768, 4769, 4771, "
+    "4776, 4778, 4779); other records are counted as skipped. By default every record is kept.",
+)
+@click.option("--strict", is_flag=True, help="Exit with code 1 if any record was dead-lettered.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=5000,
+    show_default=True,
+    help="Records per transaction.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def ingest(
+    obj: dict,
+    paths: tuple[Path, ...],
+    fmt: str,
+    only_auth: bool,
+    strict: bool,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """Read Windows authentication logs into the embedded store.
+
+    PATHS are .evtx files, folders (searched recursively for .evtx, .json, .ndjson, .jsonl, .gz),
+    NDJSON from Winlogbeat or the Elastic Agent (plain or gzip), or flat Splunk-style JSON.
+    Records that cannot be read go to <project-dir>/dead-letters/<run>.ndjson with their file,
+    position and reason. Ingesting the same files again stores nothing new.
+    """
+    from authml.embedded.store import Store
+    from authml.ingest import DeadLetterFile, EmbeddedSink, FileSummary, IngestOptions, ingest_file, run_id
+    from authml.progress import Progress
+    from authml.sources import expand_paths
+
+    files = expand_paths(list(paths))
+    if not files:
+        raise click.ClickException("no input files found in " + ", ".join(str(p) for p in paths))
+    project_dir: Path = obj["project_dir"]
+    options = IngestOptions(format=None if fmt == "auto" else fmt, only_auth=only_auth, batch_size=batch_size)
+    run = run_id()
+    started = datetime.now(UTC).replace(tzinfo=None)
+    dead_letters = DeadLetterFile(project_dir / "dead-letters" / f"{run}.ndjson")
+    summaries: list[FileSummary] = []
+    progress = Progress(len(files))
+    with Store.open(project_dir, create=True) as store:
+        sink = EmbeddedSink(store)
+        try:
+            for path in files:
+                progress.start_file(path.name)
+                summaries.append(ingest_file(path, sink, dead_letters, options, progress.advance))
+        finally:
+            progress.finish()
+            dead_letters.close()
+        total = FileSummary("total", "-")
+        for summary in summaries:
+            total.add(summary)
+        store.record_run(run, started, [_as_dict(s) for s in summaries])
+    _report(summaries, total, dead_letters, as_json, progress.rate)
+    unbalanced = [s.path for s in summaries if not s.balanced]
+    if unbalanced:
+        raise click.ClickException(
+            f"record counts do not add up for {', '.join(unbalanced)}; this is a bug, please report it"
+        )
+    if strict and total.dead_lettered:
+        raise click.ClickException(
+            f"{total.dead_lettered} records were dead-lettered (--strict); see {dead_letters.path}"
+        )
+
+
+def _as_dict(summary) -> dict:
+    return {
+        name: getattr(summary, name)
+        for name in ("path", "format", "read", "stored", "duplicates", "dead_lettered", "skipped")
+    }
+
+
+def _report(summaries, total, dead_letters, as_json: bool, rate: float) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "files": [_as_dict(s) for s in summaries],
+                    "total": _as_dict(total),
+                    "dead_letter_file": str(dead_letters.path) if dead_letters.count else None,
+                },
+                indent=2,
+            )
+        )
+        return
+    header = f"{'read':>10} {'stored':>10} {'duplicate':>10} {'dead':>8} {'skipped':>8}  format  file"
+    click.echo(header)
+    for s in [*summaries, total]:
+        click.echo(
+            f"{s.read:>10,} {s.stored:>10,} {s.duplicates:>10,} {s.dead_lettered:>8,} {s.skipped:>8,}  {s.format:<6}  {s.path}"
+        )
+    click.echo(f"read = stored + duplicate + dead + skipped for every file ({rate:,.0f} records/s)")
+    if dead_letters.count:
+        click.echo(f"{dead_letters.count} dead letters written to {dead_letters.path}")

@@ -1,0 +1,208 @@
+"""Autoencoder over standardised per-event features; reconstruction error is the score.
+
+torch is imported here only, inside the functions that need it, so that `import authml` and the
+CLI's help never load it. Training slices mini-batches from one shuffled tensor per epoch: a
+``DataLoader(TensorDataset)`` collates every row separately and is an order of magnitude slower
+(see benchmarks/train.py). One torch thread by default, since two threads slow down badly on a
+busy machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from authml.detect.base import Detector, standardise_fit
+from authml.errors import InputError
+from authml.train.matrix import FEATURE_NAMES, EventFrame
+
+Z_CLIP = 20.0  # a standardised value beyond this adds nothing but instability
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"device {device!r} was asked for but torch sees no CUDA GPU; use --device cpu or auto"
+        )
+    return device
+
+
+def build_network(width: int, hidden: Sequence[int]) -> Any:
+    """width -> hidden... -> width, ReLU between layers, linear output (the inputs are standardised)."""
+    from torch import nn
+
+    sizes = [width, *hidden, *reversed(hidden[:-1]), width]
+    layers: list[Any] = []
+    for index, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(inputs, outputs))
+        if index < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def train_epochs(
+    network: Any, data: Any, *, epochs: int, batch_size: int, learning_rate: float, seed: int
+) -> list[float]:
+    """Adam on MSE, batches sliced from one shuffled copy of ``data`` per epoch; seconds per epoch."""
+    import torch
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    loss_fn = torch.nn.MSELoss()
+    seconds = []
+    network.train()
+    for _ in range(epochs):
+        started = time.perf_counter()
+        shuffled = data[torch.randperm(data.shape[0], generator=generator).to(data.device)]
+        for begin in range(0, shuffled.shape[0], batch_size):
+            batch = shuffled[begin : begin + batch_size]
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(network(batch), batch)
+            loss.backward()
+            optimiser.step()
+        if data.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - started)
+    network.eval()
+    return seconds
+
+
+class AutoencoderDetector(Detector):
+    name = "autoencoder"
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] = FEATURE_NAMES,
+        hidden: Sequence[int] = (32, 8),
+        epochs: int = 8,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-3,
+        device: str = "auto",
+        threads: int = 1,
+        contamination: float = 0.001,
+        random_state: int = 0,
+    ):
+        super().__init__(contamination=contamination, random_state=random_state)
+        unknown = sorted(set(features) - set(FEATURE_NAMES))
+        if unknown:
+            raise InputError(f"autoencoder: unknown features {unknown}; known: {', '.join(FEATURE_NAMES)}")
+        if epochs < 1 or batch_size < 1 or threads < 1 or not hidden:
+            raise InputError(
+                "autoencoder: epochs, batch_size and threads must be at least 1, hidden not empty"
+            )
+        self.features = tuple(features)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.learning_rate = float(learning_rate)
+        self.device = device
+        self.threads = int(threads)
+        self.explanation_names_ = self.features
+
+    def _standardised(self, X: EventFrame) -> np.ndarray:
+        columns = [X.feature_names.index(name) for name in self.features]
+        z = (X.matrix[:, columns] - self.mean_) / self.scale_
+        return np.clip(z, -Z_CLIP, Z_CLIP).astype(np.float32)
+
+    def _fit(self, X: EventFrame) -> None:
+        import torch
+
+        columns = [X.feature_names.index(name) for name in self.features]
+        self.mean_, self.scale_ = standardise_fit(X.matrix[:, columns])
+        with torch_threads(self.threads):
+            torch.manual_seed(self.random_state)
+            self.device_ = resolve_device(self.device)
+            self.network_ = build_network(len(self.features), self.hidden).to(self.device_)
+            data = torch.from_numpy(self._standardised(X)).to(self.device_)
+            self.epoch_seconds_ = train_epochs(
+                self.network_,
+                data,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                seed=self.random_state,
+            )
+
+    def explain(self, X: EventFrame) -> np.ndarray:
+        """Squared reconstruction error per feature (standardised units)."""
+        import torch
+
+        z = self._standardised(X)
+        errors = np.empty_like(z)
+        with torch_threads(self.threads), torch.no_grad():
+            for begin in range(0, len(z), 65536):
+                batch = torch.from_numpy(z[begin : begin + 65536]).to(self.device_)
+                errors[begin : begin + 65536] = ((self.network_(batch) - batch) ** 2).cpu().numpy()
+        return errors
+
+    def score(self, X: EventFrame) -> np.ndarray:
+        return self.explain(X).mean(axis=1)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "features": list(self.features),
+            "hidden": list(self.hidden),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "threads": self.threads,
+            "epoch_seconds": getattr(self, "epoch_seconds_", None),
+        }
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {"mean": self.mean_, "scale": self.scale_}
+        for key, tensor in self.network_.state_dict().items():
+            state[f"network.{key}"] = tensor.detach().cpu().numpy()
+        return state
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> AutoencoderDetector:
+        detector = cls(
+            features=config["features"],
+            hidden=config["hidden"],
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            learning_rate=config["learning_rate"],
+            threads=config["threads"],
+            contamination=config["contamination"],
+            random_state=config["random_state"],
+        )
+        detector._load(config, state)
+        detector.threshold_ = float(config["threshold"])
+        return detector
+
+    def _load(self, config: dict[str, Any], state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.mean_, self.scale_ = state["mean"], state["scale"]
+        self.device_ = resolve_device(self.device)
+        self.network_ = build_network(len(self.features), self.hidden)
+        weights = {
+            k.removeprefix("network."): torch.from_numpy(v)
+            for k, v in state.items()
+            if k.startswith("network.")
+        }
+        self.network_.load_state_dict(weights)
+        self.network_.to(self.device_).eval()

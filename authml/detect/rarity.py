@@ -1,0 +1,142 @@
+"""Rarity and count detectors: what is new or rare for this account, and what bursts.
+
+Each finding turns the point-in-time features of an event into one piece of evidence (0 when the
+finding does not apply). Fitting learns how often each amount of evidence occurs in training
+(`TailCalibrator`), so that evidence becomes a surprise in nats; a finding counts only beyond
+``floor`` nats (rarer than about 1 training event in 20), and the detector's score is the sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from authml.detect.base import Detector, group_index
+from authml.detect.calibration import TailCalibrator
+from authml.train.matrix import EventFrame
+
+# Accounts with fewer past events than this have no habits to break yet.
+MIN_HISTORY_EVENTS = 10
+USUAL_HOURS_COVERAGE = 0.8
+
+
+def _f(X: EventFrame, name: str) -> np.ndarray:
+    return X.feature(name).astype(np.float64)
+
+
+def _experienced(X: EventFrame) -> np.ndarray:
+    return _f(X, "log_user_events_before") >= np.log1p(MIN_HISTORY_EVENTS)
+
+
+def _rarity(share: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(share, 1e-9, 1.0))
+
+
+FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
+    "new_source_ip": lambda X: _f(X, "source_ip_new_for_user") * _f(X, "log_user_events_before"),
+    "new_host": lambda X: _f(X, "host_new_for_user") * _f(X, "log_user_events_before"),
+    "rare_hour": lambda X: _experienced(X) * _rarity(_f(X, "hour_share_before")),
+    "rdp_rare_for_account": lambda X: _f(X, "logon_rdp") * _rarity(_f(X, "logon_type_share_before")),
+    "rare_logon_type": lambda X: (1 - _f(X, "logon_rdp")) * _rarity(_f(X, "logon_type_share_before")),
+    "run_as_rare_for_account": lambda X: (
+        np.maximum(_f(X, "explicit_credentials"), _f(X, "logon_new_credentials"))
+        * _rarity(_f(X, "event_code_share_before"))
+    ),
+    "account_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_user_failures_1h"),
+    "source_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_source_failures_1h"),
+    "password_spray": lambda X: (
+        _f(X, "failure") * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
+    ),
+    "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * _rarity(_f(X, "enc_type_share_before")),
+    "service_ticket_burst": lambda X: (
+        _f(X, "kerberos_service_ticket")
+        * _f(X, "services_1h")
+        / (1.0 + _f(X, "max_services_per_hour_before"))
+    ),
+    "asrep_without_preauth": lambda X: _f(X, "no_preauth"),
+    "lateral_fan_out": lambda X: _f(X, "hosts_1h") / (1.0 + _f(X, "max_hosts_per_hour_before")),
+    "dormant_account": lambda X: _f(X, "log_dormant_days"),
+}
+FINDING_NAMES = tuple(FINDINGS)
+
+
+def usual_hours(hours: np.ndarray, coverage: float = USUAL_HOURS_COVERAGE) -> tuple[int, int]:
+    """(first, last) hour of the shortest circular run of hours holding ``coverage`` of the events."""
+    counts = np.bincount(hours.astype(np.int64) % 24, minlength=24).astype(np.float64)
+    total = counts.sum()
+    if total == 0:
+        return 0, 23
+    doubled = np.concatenate([counts, counts])
+    for length in range(1, 25):
+        sums = np.convolve(doubled, np.ones(length), mode="valid")[:24]
+        start = int(np.argmax(sums))
+        if sums[start] >= coverage * total:
+            return start, (start + length - 1) % 24
+    return 0, 23
+
+
+class RarityDetector(Detector):
+    name = "rarity"
+
+    def __init__(
+        self, *, contamination: float = 0.001, random_state: int = 0, floor: float = float(np.log(20))
+    ):
+        super().__init__(contamination=contamination, random_state=random_state)
+        self.floor = floor
+
+    def evidence(self, X: EventFrame) -> np.ndarray:
+        return np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
+
+    def _fit(self, X: EventFrame) -> None:
+        evidence = self.evidence(X)
+        self.calibrators_ = [TailCalibrator().fit(evidence[:, i]) for i in range(len(FINDING_NAMES))]
+        self.explanation_names_ = FINDING_NAMES
+        self._fit_usual_hours(X)
+
+    def _fit_usual_hours(self, X: EventFrame) -> None:
+        users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
+        self.users_, inverse = np.unique(users, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(self.users_) + 1))
+        hours = X.feature("hour")[order]
+        self.usual_hours_ = np.array(
+            [usual_hours(hours[bounds[i] : bounds[i + 1]]) for i in range(len(self.users_))], dtype=np.int16
+        ).reshape(-1, 2)
+
+    def explain(self, X: EventFrame) -> np.ndarray:
+        """Nats beyond the floor per finding (columns: FINDING_NAMES)."""
+        evidence = self.evidence(X)
+        surprise = np.column_stack(
+            [
+                np.where(evidence[:, i] > 0, c.surprise(evidence[:, i]), 0.0)
+                for i, c in enumerate(self.calibrators_)
+            ]
+        )
+        return np.maximum(surprise - self.floor, 0.0)
+
+    def score(self, X: EventFrame) -> np.ndarray:
+        return self.explain(X).sum(axis=1)
+
+    def usual_hours_of(self, users: np.ndarray) -> np.ndarray:
+        """(first, last) usual hour per user, (-1, -1) for accounts unseen in training."""
+        index = group_index(users, self.users_)
+        known = self.usual_hours_[np.maximum(index, 0)]
+        return np.where((index >= 0)[:, None], known, -1)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "floor": self.floor, "findings": list(FINDING_NAMES)}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = {"users": self.users_, "usual_hours": self.usual_hours_}
+        for name, calibrator in zip(FINDING_NAMES, self.calibrators_, strict=True):
+            state.update(calibrator.state(f"finding.{name}"))
+        return state
+
+    def _load(self, config: dict[str, Any], state: dict[str, np.ndarray]) -> None:
+        self.floor = float(config["floor"])
+        self.users_ = state["users"]
+        self.usual_hours_ = state["usual_hours"]
+        self.calibrators_ = [TailCalibrator.from_state(state, f"finding.{name}") for name in FINDING_NAMES]
+        self.explanation_names_ = FINDING_NAMES

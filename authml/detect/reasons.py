@@ -1,0 +1,110 @@
+"""One-line reasons a person reads: "first logon from 10.9.9.9 for alice; 03:00 is outside alice's
+usual 08:00-18:00"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from authml.train.matrix import EventFrame
+
+LOGON_TYPE_NAMES = {
+    2: "interactive",
+    3: "network",
+    4: "batch",
+    5: "service",
+    7: "unlock",
+    8: "network cleartext",
+    9: "new credentials (run-as /netonly)",
+    10: "RDP",
+    11: "cached interactive",
+}
+
+
+class RowContext:
+    """What the sentences of one row need, read once from the frame."""
+
+    def __init__(self, X: EventFrame, row: int, usual: tuple[int, int]):
+        self.user = X.columns["user"][row] or "(no user)"
+        self.ip = X.columns["source_ip"][row] or "an unknown address"
+        self.host = X.columns["host"][row] or "an unknown host"
+        self.code = X.columns["event_code"][row]
+        self.logon_type = int(X.columns["logon_type"][row])
+        self.service = X.columns["service"][row]
+        self.usual = usual
+        self.values = dict(zip(X.feature_names, X.matrix[row].tolist(), strict=True))
+        self.user_failures = int(X.columns["user_failures_1h"][row])
+        self.source_failures = int(X.columns["source_failures_1h"][row])
+
+    def v(self, name: str) -> float:
+        return self.values[name]
+
+
+def _hour(c: RowContext) -> str:
+    hour = int(c.v("hour"))
+    if c.usual[0] < 0:
+        return f"{hour:02d}:00 is a rare hour for {c.user}"
+    first, last = c.usual
+    return f"{hour:02d}:00 is outside {c.user}'s usual {first:02d}:00-{(last + 1) % 24:02d}:00"
+
+
+def _times(before: float) -> str:
+    return "never before" if before <= 0 else f"usual at most {int(before)} per hour"
+
+
+SENTENCES: dict[str, Callable[[RowContext], str]] = {
+    "new_source_ip": lambda c: f"first logon from {c.ip} for {c.user}",
+    "new_host": lambda c: f"first logon to {c.host} for {c.user}",
+    "rare_hour": _hour,
+    "rdp_rare_for_account": lambda c: f"RDP logon is rare for {c.user}",
+    "rare_logon_type": lambda c: (
+        f"{LOGON_TYPE_NAMES.get(c.logon_type, f'type {c.logon_type}')} logon is rare for {c.user}"
+    ),
+    "run_as_rare_for_account": lambda c: (
+        f"run-as with explicit credentials (event {c.code}) is rare for {c.user}"
+    ),
+    "account_failure_burst": lambda c: f"{c.user_failures + 1} failed logons for {c.user} within an hour",
+    "source_failure_burst": lambda c: f"{c.source_failures + 1} failed logons from {c.ip} within an hour",
+    "password_spray": lambda c: (
+        f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} "
+        f"accounts failed from {c.ip} within an hour (password spray)"
+    ),
+    "rc4_where_aes_usual": lambda c: (
+        f"RC4 Kerberos ticket for {c.user}"
+        + (f" to {c.service}" if c.service else "")
+        + " where AES is usual"
+    ),
+    "service_ticket_burst": lambda c: (
+        f"{c.user} requested tickets for {int(c.v('services_1h'))} services within an hour "
+        f"({_times(c.v('max_services_per_hour_before'))})"
+    ),
+    "asrep_without_preauth": lambda c: (
+        f"Kerberos TGT for {c.user} without pre-authentication (AS-REP roastable)"
+    ),
+    "lateral_fan_out": lambda c: (
+        f"{c.user} touched {int(c.v('hosts_1h'))} hosts within an hour "
+        f"({_times(c.v('max_hosts_per_hour_before'))})"
+    ),
+    "dormant_account": lambda c: (
+        f"{c.user} is active again after {int(np.expm1(c.v('log_dormant_days')))} days"
+    ),
+    "autoencoder": lambda c: f"unusual combination of features for {c.user}",
+    "clusters": lambda c: f"far from {c.user}'s usual behaviour",
+}
+
+
+def reasons(
+    X: EventFrame, contributions: np.ndarray, names: tuple[str, ...], usual_hours: np.ndarray, top: int = 3
+) -> list[str]:
+    """One line per row from its largest contributions; empty where nothing contributed."""
+    lines = []
+    order = np.argsort(-contributions, axis=1)[:, :top]
+    for row in range(len(X)):
+        picked = [names[i] for i in order[row] if contributions[row, i] > 0]
+        if not picked:
+            lines.append("")
+            continue
+        context = RowContext(X, row, (int(usual_hours[row, 0]), int(usual_hours[row, 1])))
+        lines.append("; ".join(SENTENCES[name](context) for name in picked))
+    return lines

@@ -1,0 +1,300 @@
+"""Reading input files into a sink (the embedded store, or Elasticsearch) without losing a record.
+
+Per file, every record read is exactly one of: stored, a duplicate of an event already stored,
+dead-lettered (with its reason and raw content), or skipped by the ``--only-auth`` choice. The
+summary shows the four counts and checks that they add up to the records read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from authml.ecs import flatten, get_path, user_key
+from authml.embedded.schema import event_columns
+from authml.embedded.store import DeadLetter, StoredEvent
+from authml.ids import event_id
+from authml.sources import SourceRecord, detect_format, read_records
+
+BATCH_SIZE = 5000
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    stored: int
+    duplicates: int
+    failed: list[DeadLetter] = field(default_factory=list)  # events the sink could not store
+
+
+class EventSink(Protocol):
+    def write_batch(
+        self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]
+    ) -> BatchOutcome: ...
+
+
+class EmbeddedSink:
+    """Writes batches into the DuckDB store; dead letters go into the same transaction."""
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def write_batch(self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]) -> BatchOutcome:
+        inserted = self.store.write_batch(events, dead_letters)
+        return BatchOutcome(stored=inserted, duplicates=len(events) - inserted)
+
+
+@dataclass(slots=True)
+class FileSummary:
+    path: str
+    format: str
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.read == self.stored + self.duplicates + self.dead_lettered + self.skipped
+
+    def add(self, other: FileSummary) -> None:
+        self.read += other.read
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.dead_lettered += other.dead_lettered
+        self.skipped += other.skipped
+
+
+@dataclass(slots=True)
+class IngestOptions:
+    format: str | None = None  # None: detect per file
+    only_auth: bool = False  # skip records whose event.code is not an authentication code
+    batch_size: int = BATCH_SIZE
+
+
+class InvalidEvent(ValueError):
+    """A document that cannot be stored as an event; the message is the dead-letter reason."""
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """@timestamp as a naive UTC datetime. Accepts ISO 8601 (with Z or an offset) and epoch millis."""
+    if value is None or value == "":
+        raise InvalidEvent("missing @timestamp")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
+    if not isinstance(value, str):
+        raise InvalidEvent(f"@timestamp {value!r} is not a date")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidEvent(f"@timestamp {value!r} is not an ISO 8601 date") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def prepare_event(document: dict[str, Any], source_file: str, position: str, ingested: str) -> StoredEvent:
+    """Validate a normalised ECS document and add authml's fields; raises InvalidEvent."""
+    flat = flatten(document)  # one walk; every lookup below reads the flat view
+    timestamp = parse_timestamp(flat.get("@timestamp"))
+    source_ip = flat.get("source.ip")
+    if source_ip is not None and source_ip not in _VALID_IPS:
+        _check_ip(source_ip)
+    try:
+        identity = event_id(document)  # from the document as the source gave it
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
+    event = document.get("event")
+    if not isinstance(event, dict):
+        event = document["event"] = {}
+    authml_fields = document.get("authml")
+    if not isinstance(authml_fields, dict):
+        authml_fields = document["authml"] = {}
+    previous_ingested = flat.get("event.ingested")
+    if previous_ingested is not None:
+        authml_fields["source_ingested"] = previous_ingested
+    event["ingested"] = flat["event.ingested"] = ingested
+    authml_fields["event_id"] = flat["authml.event_id"] = identity
+    key = user_key(flat.get("user.name"), flat.get("user.domain"))
+    if key is not None:
+        authml_fields["user_key"] = flat["authml.user_key"] = key
+    flat["@timestamp"] = timestamp
+    return StoredEvent(identity, document, _typed_values(flat), source_file, position)
+
+
+# Source IPs repeat heavily; remembering the valid ones spares a parse per record.
+_VALID_IPS: set[str] = set()
+_VALID_IPS_LIMIT = 100_000
+
+
+def _check_ip(value: Any) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except (ValueError, TypeError):
+        raise InvalidEvent(f"source.ip {value!r} is not an IP address") from None
+    if len(_VALID_IPS) >= _VALID_IPS_LIMIT:
+        _VALID_IPS.clear()
+    _VALID_IPS.add(value)
+
+
+@cache
+def _column_layout() -> tuple[dict[str, int], tuple[str, ...]]:
+    columns = event_columns()
+    return {column.field: index for index, column in enumerate(columns)}, tuple(c.es_type for c in columns)
+
+
+def _typed_values(flat: dict[str, Any]) -> list[Any]:
+    """One value per typed column, from the flattened document. Walks the document's leaves (a few
+    dozen) rather than the columns, since this runs for every record."""
+    index_of, es_types = _column_layout()
+    values: list[Any] = [None] * len(es_types)
+    for field_name, value in flat.items():
+        index = index_of.get(field_name)
+        if index is None or value is None:
+            continue
+        es_type = es_types[index]
+        if value.__class__ is str and es_type != "date":
+            values[index] = value
+        else:
+            values[index] = _coerce(value, es_type)
+    return values
+
+
+def _coerce(value: Any, es_type: str) -> Any:
+    if isinstance(value, list):
+        # A typed column holds one value; a multi-valued field stays whole in `document`.
+        value = value[0] if len(value) == 1 else None
+    if value is None or isinstance(value, dict):
+        return None
+    if es_type == "date":
+        if isinstance(value, datetime):
+            return value.isoformat()
+        try:
+            return parse_timestamp(value).isoformat()
+        except InvalidEvent:
+            return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+class DeadLetterFile:
+    """This run's dead letters as NDJSON, one object per record with its file, position and reason."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle = None
+        self.count = 0
+
+    def write(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        for letter in letters:
+            self._handle.write(json.dumps(letter.as_json(), ensure_ascii=False) + "\n")
+        self._handle.flush()
+        self.count += len(letters)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+ProgressCallback = Callable[[int], None]  # called with the number of records just read
+
+
+def ingest_file(
+    path: Path,
+    sink: EventSink,
+    dead_letter_file: DeadLetterFile,
+    options: IngestOptions,
+    on_progress: ProgressCallback | None = None,
+) -> FileSummary:
+    """Read one file into the sink. Writing batch N overlaps with reading and preparing batch N+1
+    (the database does its work outside the GIL); at most one write is pending at a time."""
+    fmt = options.format or detect_format(path)
+    summary = FileSummary(str(path), fmt)
+    auth_codes = _auth_codes() if options.only_auth else None
+    pending: Future | None = None
+
+    def settle(future: Future) -> None:
+        read, letters, outcome = future.result()
+        letters.extend(outcome.failed)
+        dead_letter_file.write(letters)
+        summary.read += read
+        summary.stored += outcome.stored
+        summary.duplicates += outcome.duplicates
+        summary.dead_lettered += len(letters)
+        if on_progress is not None:
+            on_progress(read)
+
+    def write(read: int, events: list[StoredEvent], letters: list[DeadLetter]):
+        return read, letters, sink.write_batch(events, letters)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="authml-writer") as writer:
+        try:
+            for batch in _batches(read_records(path, fmt), options.batch_size):
+                events, letters, skipped = _prepare_batch(batch, str(path), auth_codes)
+                summary.skipped += skipped
+                if pending is not None:
+                    settle(pending)
+                pending = writer.submit(write, len(batch), events, letters)
+            if pending is not None:
+                settle(pending)
+                pending = None
+        finally:
+            if pending is not None:  # interrupted: let the write in flight finish or fail as a whole
+                pending.cancel() or pending.exception()
+    return summary
+
+
+def _prepare_batch(
+    batch: list[SourceRecord], source_file: str, auth_codes: frozenset[str] | None
+) -> tuple[list[StoredEvent], list[DeadLetter], int]:
+    ingested = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    events: list[StoredEvent] = []
+    letters: list[DeadLetter] = []
+    skipped = 0
+    for record in batch:
+        if record.error is not None:
+            letters.append(DeadLetter(source_file, record.position, record.error, record.raw))
+            continue
+        if auth_codes is not None and str(get_path(record.document, "event.code")) not in auth_codes:
+            skipped += 1
+            continue
+        try:
+            events.append(prepare_event(record.document, source_file, record.position, ingested))
+        except InvalidEvent as exc:
+            letters.append(DeadLetter(source_file, record.position, str(exc), record.raw))
+    return events, letters, skipped
+
+
+def _batches(records: Iterator[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
+    batch: list[SourceRecord] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _auth_codes() -> frozenset[str]:
+    from authml.sources.winlog import AUTH_EVENT_CODES
+
+    return AUTH_EVENT_CODES
+
+
+def run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{time.monotonic_ns() % 100000:05d}"

@@ -1,0 +1,473 @@
+"""One EVTX record, as the `evtx` parser renders it in JSON, turned into the ECS document that
+Winlogbeat plus the Elastic Agent `system` integration's security pipeline would index for it.
+
+The steps follow that pipeline's order (elastic/integrations, packages/system/data_stream/security:
+the default pipeline drops placeholder values from event_data, the standard pipeline maps each event
+code, the common pipeline tidies source.ip and ids), because the order decides which account ends up
+in user.*: for 4648 the Target is copied first and the Subject then overwrites it. The tables live in
+winlog_tables.py. authml adds one thing Elastic does not: an event code that pipeline does not map
+still gets user.* from its Subject or Target fields, so no account is lost to the features."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from authml.sources import winlog_tables as t
+
+AUTH_EVENT_CODES = frozenset(
+    {"4624", "4625", "4634", "4647", "4648", "4672", "4768", "4769", "4770", "4771", "4776", "4778", "4779"}
+)
+
+ECS_VERSION = "8.11.0"
+# event_data values the default pipeline removes before mapping: Windows' "no value" placeholders.
+_PLACEHOLDERS = frozenset({"", "-", "{00000000-0000-0000-0000-000000000000}"})
+# Values of an address field that mean "no address" rather than a malformed one.
+_NO_ADDRESS = frozenset({"", "-", "LOCAL"})
+_BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_MAPPED_IPV4 = re.compile(r"^\[?::ffff:([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)(?:\](?::[0-9]+)?)?$")
+
+
+class NormaliseError(ValueError):
+    """A record that cannot become an ECS document; the message says why."""
+
+
+def normalise_record(record_json: str) -> dict[str, Any]:
+    """The ECS document for one record of the parser's JSON output (the record's ``data`` text)."""
+    try:
+        parsed = json.loads(record_json)
+    except json.JSONDecodeError as exc:
+        raise NormaliseError(f"the parser's JSON for this record is invalid: {exc}") from exc
+    event = parsed.get("Event") if isinstance(parsed, dict) else None
+    if not isinstance(event, dict):
+        raise NormaliseError("the record has no Event element")
+    return normalise_event(event, record_json)
+
+
+def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
+    system = event.get("System")
+    if not isinstance(system, dict):
+        raise NormaliseError("the record has no System element")
+    code = _text(system.get("EventID"))
+    if code is None or code == "":
+        raise NormaliseError("the record has no EventID")
+    code = str(code)
+    provider = _attributes(system.get("Provider"))
+    provider_name = provider.get("Name") or provider.get("EventSourceName")
+    winlog = _winlog_system(system, code, provider_name, provider.get("Guid"))
+    event_data = _event_data(event.get("EventData"))
+    if event_data:
+        winlog["event_data"] = event_data
+    user_data = _user_data(event.get("UserData"))
+    if user_data:
+        winlog["user_data"] = user_data
+
+    ecs_event: dict[str, Any] = {"kind": "event", "code": code}
+    if provider_name:
+        ecs_event["provider"] = provider_name
+    if "outcome" in winlog:
+        ecs_event["outcome"] = winlog["outcome"]
+    if "task" in winlog:
+        ecs_event["action"] = winlog["task"]
+    if winlog.get("channel") == "Security":
+        ecs_event["module"] = "system"
+        ecs_event["dataset"] = "system.security"
+    doc: dict[str, Any] = {"@timestamp": _timestamp(system), "event": ecs_event, "winlog": winlog}
+    if winlog.get("computer_name"):
+        doc["host"] = {"name": winlog["computer_name"]}
+    if "level" in winlog:
+        doc["log"] = {"level": winlog["level"]}
+
+    if provider_name in t.STANDARD_PIPELINE_PROVIDERS:
+        _map_security_event(doc, code, winlog, event_data, user_data)
+    if "user" not in doc or "name" not in doc["user"]:
+        _fallback_user(doc, event_data)
+    _finish(doc)
+    doc["event"]["original"] = original
+    doc["ecs"] = {"version": ECS_VERSION}
+    return doc
+
+
+def _winlog_system(
+    system: dict[str, Any], code: str, provider: str | None, guid: str | None
+) -> dict[str, Any]:
+    """The winlog.* fields Winlogbeat takes from <System>; zero values are left out as it does."""
+    winlog: dict[str, Any] = {"event_id": code}
+    _put(winlog, "channel", system.get("Channel"))
+    _put(winlog, "computer_name", system.get("Computer"))
+    _put(winlog, "provider_name", provider)
+    if guid:
+        winlog["provider_guid"] = "{" + guid.strip("{}").lower() + "}"
+    record_id = system.get("EventRecordID")
+    if record_id:
+        winlog["record_id"] = str(record_id)
+    version = system.get("Version")
+    if version:
+        winlog["version"] = version
+    level = t.LEVEL_NAMES.get(system.get("Level") or 0)
+    if level:
+        winlog["level"] = level
+    task = system.get("Task")
+    if provider == t.SECURITY_AUDITING and task in t.SECURITY_AUDITING_TASKS:
+        winlog["task"] = t.SECURITY_AUDITING_TASKS[task]
+    opcode = system.get("Opcode")
+    if opcode is not None and opcode in t.OPCODE_NAMES:
+        winlog["opcode"] = t.OPCODE_NAMES[opcode]
+    keywords = _hex_int(system.get("Keywords"))
+    if keywords:
+        names = [name for mask, name in t.KEYWORD_NAMES if keywords & mask]
+        if names:
+            winlog["keywords"] = names
+        if keywords & t.KEYWORD_AUDIT_FAILURE:
+            winlog["outcome"] = "failure"
+        elif keywords & t.KEYWORD_AUDIT_SUCCESS:
+            winlog["outcome"] = "success"
+    correlation = _attributes(system.get("Correlation"))
+    _put(winlog, "activity_id", _braced(correlation.get("ActivityID")))
+    _put(winlog, "related_activity_id", _braced(correlation.get("RelatedActivityID")))
+    execution = _attributes(system.get("Execution"))
+    process: dict[str, Any] = {}
+    _put(process, "pid", execution.get("ProcessID"))
+    if execution.get("ThreadID"):
+        process["thread"] = {"id": execution["ThreadID"]}
+    if process:
+        winlog["process"] = process
+    user_sid = _attributes(system.get("Security")).get("UserID")
+    if user_sid:
+        winlog["user"] = {"identifier": user_sid}
+    time_created = _attributes(system.get("TimeCreated")).get("SystemTime")
+    _put(winlog, "time_created", time_created)
+    return winlog
+
+
+def _map_security_event(
+    doc: dict[str, Any], code: str, winlog: dict[str, Any], data: dict[str, Any], user_data: dict[str, Any]
+) -> None:
+    categorization = t.CATEGORIZATION.get(code)
+    if categorization:
+        categories, types, action = categorization
+        doc["event"].update(category=list(categories), type=list(types), action=action)
+    logon_type = t.LOGON_TYPES.get(data.get("LogonType", ""))
+    if logon_type:
+        winlog.setdefault("logon", {})["type"] = logon_type
+    _describe_kerberos(code, data)
+    _describe_failure(code, winlog, data)
+    if code in t.SESSION_CODES:
+        _map_session(doc, winlog, data)
+    if code in t.TARGET_USER_CODES:
+        _copy_target_user(doc, data)
+    if code in t.TARGET_LOGON_ID_CODES and "TargetLogonId" in data:
+        winlog.setdefault("logon", {})["id"] = data["TargetLogonId"]
+    if code in t.SUBJECT_USER_CODES:
+        _copy_account(doc, "user", data, "SubjectUserSid", "SubjectUserName", "SubjectDomainName")
+    if code in t.TARGET_TO_USER_TARGET_CODES:
+        _copy_account(doc, "user.target", data, "TargetSid", "TargetUserName", "TargetDomainName")
+    if code in t.TARGET_TO_USER_EFFECTIVE_CODES:
+        _copy_account(doc, "user.effective", data, "TargetUserSid", "TargetUserName", "TargetDomainName")
+    if code == "1102":
+        _copy_account(doc, "user", user_data, "SubjectUserSid", "SubjectUserName", "SubjectDomainName")
+    subject_logon = user_data.get("SubjectLogonId") if code == "1102" else data.get("SubjectLogonId")
+    if subject_logon:
+        winlog.setdefault("logon", {})["id"] = subject_logon
+    if code in t.COMMON_AUTH_FIELD_CODES:
+        _move_common_auth_fields(doc, data)
+    if code in t.RELATED_SUBJECT_USER_CODES and "SubjectUserName" in data:
+        _related(doc, "user", data["SubjectUserName"])
+    if code in t.RELATED_TARGET_USER_CODES and "TargetUserName" in data:
+        _related(doc, "user", data["TargetUserName"])
+    if code in t.PRIVILEGE_LIST_CODES and isinstance(data.get("PrivilegeList"), str):
+        data["PrivilegeList"] = data["PrivilegeList"].split()
+    if "OldTargetUserName" in data:
+        doc.setdefault("user", {}).setdefault("target", {})["name"] = data["OldTargetUserName"]
+        _related(doc, "user", data["OldTargetUserName"])
+    if "NewTargetUserName" in data:
+        doc.setdefault("user", {}).setdefault("changes", {})["name"] = data["NewTargetUserName"]
+        _related(doc, "user", data["NewTargetUserName"])
+
+
+def _describe_kerberos(code: str, data: dict[str, Any]) -> None:
+    options = _hex_int(data.get("TicketOptions"))
+    if options is not None:
+        names = [name for flag, name in t.KERBEROS_TICKET_OPTIONS if options & flag == flag]
+        if names:
+            data["TicketOptionsDescription"] = names
+    encryption = data.get("TicketEncryptionType")
+    if isinstance(encryption, str) and encryption.lower() in t.KERBEROS_ENCRYPTION_TYPES:
+        data["TicketEncryptionTypeDescription"] = t.KERBEROS_ENCRYPTION_TYPES[encryption.lower()]
+    if code in t.KERBEROS_STATUS_CODES and data.get("Status") in t.KERBEROS_RESULT_CODES:
+        data["StatusDescription"] = t.KERBEROS_RESULT_CODES[data["Status"]]
+
+
+def _describe_failure(code: str, winlog: dict[str, Any], data: dict[str, Any]) -> None:
+    failure: dict[str, str] = {}
+    reason = data.get("FailureReason")
+    if isinstance(reason, str) and reason.replace("%%", "") in t.LOGON_FAILURE_REASONS:
+        failure["reason"] = t.LOGON_FAILURE_REASONS[reason.replace("%%", "")]
+    if code in t.LOGON_FAILURE_STATUS_CODES:
+        if data.get("Status") in t.LOGON_FAILURE_STATUS:
+            failure["status"] = t.LOGON_FAILURE_STATUS[data["Status"]]
+        if data.get("SubStatus") in t.LOGON_FAILURE_STATUS:
+            failure["sub_status"] = t.LOGON_FAILURE_STATUS[data["SubStatus"]]
+    if failure:
+        winlog.setdefault("logon", {})["failure"] = failure
+
+
+def _map_session(doc: dict[str, Any], winlog: dict[str, Any], data: dict[str, Any]) -> None:
+    if "AccountName" in data:
+        doc.setdefault("user", {})["name"] = data["AccountName"]
+        _related(doc, "user", data["AccountName"])
+    if "AccountDomain" in data:
+        doc.setdefault("user", {})["domain"] = data["AccountDomain"]
+    if "ClientAddress" in data:
+        doc.setdefault("source", {})["ip"] = data["ClientAddress"]
+    if "ClientName" in data:
+        doc.setdefault("source", {})["domain"] = data["ClientName"]
+    if "LogonID" in data:
+        winlog.setdefault("logon", {})["id"] = data["LogonID"]
+
+
+def _copy_target_user(doc: dict[str, Any], data: dict[str, Any]) -> None:
+    """user.* from the Target fields; a field already set goes to user.target.* instead."""
+    user = doc.setdefault("user", {})
+    target_id = data.get("TargetUserSid") or data.get("TargetSid")
+    values = {"id": target_id}
+    if "TargetUserName" in data:
+        values["name"] = data["TargetUserName"].split("@")[0]
+        _related(doc, "user", values["name"])
+    values["domain"] = data.get("TargetDomainName")
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in user:
+            user[key] = value
+        else:
+            user.setdefault("target", {})[key] = value
+
+
+def _copy_account(
+    doc: dict[str, Any], dotted: str, data: dict[str, Any], sid: str, name: str, domain: str
+) -> None:
+    """One account's sid, name and domain to user (as written) or user.target/user.effective
+    (name without its @realm), overwriting what is there, as the pipeline's copies do."""
+    values = {"id": data.get(sid), "name": data.get(name), "domain": data.get(domain)}
+    if values["name"] is not None and dotted != "user":
+        values["name"] = values["name"].split("@")[0]
+    values = {key: value for key, value in values.items() if value is not None}
+    if not values:
+        return
+    node = doc
+    for part in dotted.split("."):
+        node = node.setdefault(part, {})
+    node.update(values)
+    if "name" in values:
+        _related(doc, "user", values["name"])
+
+
+def _move_common_auth_fields(doc: dict[str, Any], data: dict[str, Any]) -> None:
+    if "ProcessId" in data:
+        pid = _decode_long(data["ProcessId"])
+        if pid is not None:
+            doc.setdefault("process", {})["pid"] = pid
+            del data["ProcessId"]
+    if "ProcessName" in data:
+        doc.setdefault("process", {})["executable"] = data.pop("ProcessName")
+    if "IpAddress" in data:
+        doc.setdefault("source", {})["ip"] = data.pop("IpAddress")
+    if "IpPort" in data:
+        port = _decode_long(data["IpPort"])
+        if port is not None:  # an undecodable port stays in event_data, where a person can see it
+            doc.setdefault("source", {})["port"] = port
+            del data["IpPort"]
+    if "WorkstationName" in data:
+        doc.setdefault("source", {})["domain"] = data.pop("WorkstationName")
+    if "ClientAddress" in data:
+        _related(doc, "ip", data.pop("ClientAddress"))
+    executable = doc.get("process", {}).get("executable")
+    if executable and "name" not in doc["process"]:
+        doc["process"]["name"] = executable.split("\\")[-1]
+
+
+def _fallback_user(doc: dict[str, Any], data: dict[str, Any]) -> None:
+    for sid, name, domain in (
+        ("SubjectUserSid", "SubjectUserName", "SubjectDomainName"),
+        ("TargetUserSid", "TargetUserName", "TargetDomainName"),
+    ):
+        if name in data:
+            _copy_account(doc, "user", data, sid, name, domain)
+            return
+
+
+def _finish(doc: dict[str, Any]) -> None:
+    """The common pipeline's last steps, then authml's own check that source.ip is an address."""
+    source = doc.get("source")
+    if source and "ip" in source:
+        value = source["ip"]
+        if value in _NO_ADDRESS:
+            del source["ip"]
+        else:
+            mapped = _MAPPED_IPV4.match(value)
+            if mapped:
+                value = source["ip"] = mapped.group(1)
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise NormaliseError(f"invalid source IP {value!r} (not an IPv4 or IPv6 address)") from None
+            _related(doc, "ip", value)
+    if source is not None and not source:
+        del doc["source"]
+    user = doc.get("user")
+    if user is not None and not user:
+        del doc["user"]
+
+
+def _related(doc: dict[str, Any], kind: str, value: str) -> None:
+    if not value or value == "-":
+        return
+    values = doc.setdefault("related", {}).setdefault(kind, [])
+    if value not in values:
+        values.append(value)
+
+
+def _event_data(section: Any) -> dict[str, Any]:
+    """<EventData> as Winlogbeat keys it (unnamed <Data> become paramN), every value a string,
+    with the placeholders the default pipeline drops already left out."""
+    if not isinstance(section, dict):
+        return {}
+    pairs: dict[str, Any] = {}
+    index = 0
+    placeholders = _PLACEHOLDERS
+    for key, value in section.items():
+        index += 1
+        kind = type(value)
+        # Most values are plain strings and integers: handle them here, the rest in _as_text.
+        if kind is str:
+            if value in placeholders or value.isspace():
+                continue
+            if len(value) == 36 and value[8] == "-" and _BARE_GUID.fullmatch(value):
+                value = "{" + value + "}"
+                if value in placeholders:
+                    continue
+            elif "\r" in value:
+                value = value.replace("\r\n", "\n")
+            pairs[key] = value
+        elif kind is int:
+            pairs[key] = str(value)
+        elif key == "#attributes":
+            index -= 1
+        elif key == "Data" and kind is dict and "#text" in value:
+            index -= 1
+            texts = value["#text"] if isinstance(value["#text"], list) else [value["#text"]]
+            for text in texts:
+                index += 1
+                _add_pair(pairs, f"param{index}", text, placeholders)
+        else:
+            _add_pair(pairs, key, value, placeholders)
+    return pairs
+
+
+def _user_data(section: Any) -> dict[str, Any]:
+    if not isinstance(section, dict):
+        return {}
+    for name, inner in section.items():
+        if isinstance(inner, dict):
+            pairs: dict[str, Any] = {}
+            for key, value in inner.items():
+                if key != "#attributes":
+                    _add_pair(pairs, key, value, frozenset({""}))
+            if pairs:
+                pairs["xml_name"] = name
+            return pairs
+    return {}
+
+
+def _add_pair(pairs: dict[str, Any], key: str, value: Any, dropped: frozenset[str]) -> None:
+    text = _as_text(value)
+    if text is None or key in pairs:
+        return
+    if text in dropped or not text.strip():
+        return
+    pairs[key] = text
+
+
+def _as_text(value: Any) -> str | None:
+    """A value as Windows renders it in XML, which is what Winlogbeat reads."""
+    if isinstance(value, str):
+        if len(value) == 36 and value[8] == "-" and _BARE_GUID.fullmatch(value):
+            return "{" + value + "}"
+        return value.replace("\r\n", "\n")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return _as_text(value.get("#text"))
+    if isinstance(value, list):
+        return _as_text(value[0]) if value else None
+    return None
+
+
+def _timestamp(system: dict[str, Any]) -> str:
+    raw = _attributes(system.get("TimeCreated")).get("SystemTime")
+    if not isinstance(raw, str) or not raw:
+        raise NormaliseError("the record has no TimeCreated SystemTime")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise NormaliseError(f"unparseable TimeCreated SystemTime {raw!r}") from None
+    if len(raw) == 27 and raw[-1] == "Z" and raw[19] == ".":
+        return raw  # already the canonical UTC form the parser writes
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _attributes(element: Any) -> dict[str, Any]:
+    if isinstance(element, dict):
+        attributes = element.get("#attributes")
+        if isinstance(attributes, dict):
+            return attributes
+    return {}
+
+
+def _text(value: Any) -> Any:
+    return value.get("#text") if isinstance(value, dict) else value
+
+
+def _braced(guid: str | None) -> str | None:
+    return "{" + guid.strip("{}") + "}" if guid else None
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value:
+        target[key] = value
+
+
+def _hex_int(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 16) if value.lower().startswith("0x") else int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _decode_long(value: Any) -> int | None:
+    """Java's Long.decode, which the pipeline uses: decimal, 0x/# hex, leading-zero octal."""
+    text = str(value).strip()
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    try:
+        if body[:2].lower() == "0x":
+            return sign * int(body[2:], 16)
+        if body.startswith("#"):
+            return sign * int(body[1:], 16)
+        if len(body) > 1 and body.startswith("0"):
+            return sign * int(body[1:], 8)
+        return sign * int(body, 10)
+    except ValueError:
+        return None

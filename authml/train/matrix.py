@@ -1,0 +1,195 @@
+"""Per-event feature matrix from the raw columns the feature reader returns. Pure numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# RC4-HMAC and its export variant; AES is 0x11/0x12.
+RC4_TYPES = ("0x17", "0x18", "23", "24")
+# Smoothing pseudo-counts for "share of this account's history" features: an account with no
+# history gets the prior share, not 0 or 1.
+SHARE_PRIOR_EVENTS = 2.0
+
+FEATURES: dict[str, str] = {
+    "hour": "hour of day in the configured time zone",
+    "day_of_week": "day of week, Monday = 0, in the configured time zone",
+    "hour_sin": "sine of the hour angle (hour 23 is next to hour 0)",
+    "hour_cos": "cosine of the hour angle",
+    "failure": "1 when event.outcome is failure",
+    "logon_interactive": "logon type 2 (interactive)",
+    "logon_network": "logon type 3 (network)",
+    "logon_rdp": "logon type 10 (remote interactive, RDP)",
+    "logon_new_credentials": "logon type 9 (run-as /netonly)",
+    "explicit_credentials": "event 4648, a logon with explicit credentials (run-as)",
+    "kerberos_tgt": "event 4768, a Kerberos ticket-granting ticket",
+    "kerberos_service_ticket": "event 4769, a Kerberos service ticket",
+    "log_user_events_before": "log(1 + the account's events in complete hours before)",
+    "log_user_active_hours_before": "log(1 + hours in which the account was active before)",
+    "log_user_ip_events_before": "log(1 + the account's earlier events from this source IP)",
+    "new_user": "the account has no history before this hour",
+    "source_ip_new_for_user": "the account never authenticated from this source IP before",
+    "host_new_for_user": "the account never authenticated to this host before",
+    "hour_share_before": "smoothed share of the account's past events in this hour of day",
+    "logon_type_share_before": "share of the account's past logons with this logon type",
+    "event_code_share_before": "share of the account's past events with this event code",
+    "log_user_failures_1h": "log(1 + failures of the account in the trailing hour)",
+    "log_source_failures_1h": "log(1 + failures from this source IP in the trailing hour)",
+    "source_failed_users_1h": "distinct accounts failing from this source IP in the trailing hour",
+    "source_failed_users_prev_hour": "distinct accounts failing from this source IP in the previous hour",
+    "rc4_ticket": "Kerberos ticket with RC4 encryption",
+    "enc_type_share_before": "share of the account's past tickets with this encryption type",
+    "services_1h": "distinct services the account requested tickets for in the trailing hour",
+    "max_services_per_hour_before": "most services the account requested in one past hour",
+    "hosts_1h": "distinct hosts the account touched in the trailing hour",
+    "max_hosts_per_hour_before": "most hosts the account touched in one past hour",
+    "no_preauth": "Kerberos TGT requested without pre-authentication (AS-REP)",
+    "log_dormant_days": "log(1 + days since the account's last active hour); 0 without history",
+    "private_source": "source IP is private (RFC 1918, loopback, link-local)",
+}
+FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
+
+
+@dataclass(slots=True)
+class EventFrame:
+    """Rows of per-event features: identity columns (ids, users, IPs, ...) and the matrix."""
+
+    columns: dict[str, np.ndarray]
+    matrix: np.ndarray  # float32, (rows, len(FEATURE_NAMES))
+    feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    def feature(self, name: str) -> np.ndarray:
+        return self.matrix[:, self.feature_names.index(name)]
+
+    def take(self, index: np.ndarray) -> EventFrame:
+        return EventFrame(
+            {k: v[index] for k, v in self.columns.items()}, self.matrix[index], self.feature_names
+        )
+
+
+def _num(raw: dict[str, np.ndarray], name: str) -> np.ndarray:
+    values = raw[name]
+    if np.ma.isMaskedArray(values):
+        values = values.filled(0)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _text(raw: dict[str, np.ndarray], name: str) -> np.ndarray:
+    values = raw[name]
+    if np.ma.isMaskedArray(values):
+        mask = np.ma.getmaskarray(values)
+        values = np.asarray(values.data, dtype=object).copy()
+        values[mask] = None
+        return values
+    return np.asarray(values, dtype=object)
+
+
+def _is_private(ips: np.ndarray) -> np.ndarray:
+    def private(ip: object) -> bool:
+        if not isinstance(ip, str):
+            return False
+        ip = ip.removeprefix("::ffff:")
+        if ip.startswith(("10.", "192.168.", "127.", "169.254.", "fe80:", "fc", "fd")) or ip in ("::1", "-"):
+            return True
+        if ip.startswith("172."):
+            second = ip.split(".")[1]
+            return second.isdigit() and 16 <= int(second) <= 31
+        return False
+
+    unique, inverse = np.unique(np.where(ips == None, "", ips).astype(str), return_inverse=True)  # noqa: E711
+    return np.array([private(ip) for ip in unique], dtype=bool)[inverse]
+
+
+def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
+    return (part + SHARE_PRIOR_EVENTS * prior) / (total + SHARE_PRIOR_EVENTS)
+
+
+def _first_seen_new(first_seen: np.ndarray, ts: np.ndarray, key: np.ndarray) -> np.ndarray:
+    if np.ma.isMaskedArray(first_seen):
+        seen = first_seen.filled(np.datetime64("NaT"))
+    else:
+        seen = np.asarray(first_seen)
+    seen = seen.astype("datetime64[us]")
+    has_key = key != None  # noqa: E711
+    never = np.isnat(seen)
+    return has_key & (never | (seen >= ts.astype("datetime64[us]")))
+
+
+def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
+    """The feature matrix (FEATURE_NAMES order) from the reader's raw columns."""
+    n = len(raw["_id"])
+    ts = np.asarray(raw["ts"]).astype("datetime64[us]")
+    hour = _num(raw, "local_hour")
+    angle = 2 * np.pi * hour / 24
+    code = _text(raw, "event_code")
+    logon = _num(raw, "logon_type_number")
+    enc = _text(raw, "enc_type")
+    user_before = _num(raw, "user_events_before")
+    raw_before = _num(raw, "user_raw_events_before")
+    new_user = user_before == 0
+    columns = {
+        "hour": hour,
+        "day_of_week": _num(raw, "local_dow"),
+        "hour_sin": np.sin(angle),
+        "hour_cos": np.cos(angle),
+        "failure": _num(raw, "failed"),
+        "logon_interactive": logon == 2,
+        "logon_network": logon == 3,
+        "logon_rdp": logon == 10,
+        "logon_new_credentials": logon == 9,
+        "explicit_credentials": code == "4648",
+        "kerberos_tgt": code == "4768",
+        "kerberos_service_ticket": code == "4769",
+        "log_user_events_before": np.log1p(user_before),
+        "log_user_active_hours_before": np.log1p(_num(raw, "user_active_hours_before")),
+        "log_user_ip_events_before": np.log1p(_num(raw, "user_ip_events_before")),
+        "new_user": new_user,
+        "source_ip_new_for_user": _first_seen_new(raw["source_ip_first_seen"], ts, _text(raw, "source_ip")),
+        "host_new_for_user": _first_seen_new(raw["host_first_seen"], ts, _text(raw, "host_name")),
+        "hour_share_before": _share(_num(raw, "hour_weight_before"), user_before, 1 / 24),
+        "logon_type_share_before": np.where(
+            logon > 0,
+            _share(_num(raw, "logon_type_events_before"), _num(raw, "logon_typed_events_before"), 0.5),
+            1.0,
+        ),
+        "event_code_share_before": _share(_num(raw, "user_code_events_before"), raw_before, 0.5),
+        "log_user_failures_1h": np.log1p(_num(raw, "user_failures_1h")),
+        "log_source_failures_1h": np.log1p(_num(raw, "source_failures_1h")),
+        "source_failed_users_1h": _num(raw, "source_failed_users_1h"),
+        "source_failed_users_prev_hour": _num(raw, "source_failed_users_prev_hour"),
+        "rc4_ticket": np.isin(enc, RC4_TYPES),
+        "enc_type_share_before": np.where(
+            enc != None,  # noqa: E711
+            _share(_num(raw, "enc_type_events_before"), _num(raw, "enc_typed_events_before"), 0.5),
+            1.0,
+        ),
+        "services_1h": _num(raw, "services_1h"),
+        "max_services_per_hour_before": _num(raw, "max_services_per_hour_before"),
+        "hosts_1h": _num(raw, "hosts_1h"),
+        "max_hosts_per_hour_before": _num(raw, "max_hosts_per_hour_before"),
+        "no_preauth": _num(raw, "no_preauth"),
+        "log_dormant_days": np.log1p(_num(raw, "hours_since_last_active") / 24.0),
+        "private_source": _is_private(_text(raw, "source_ip")),
+    }
+    matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
+    for index, name in enumerate(FEATURE_NAMES):
+        matrix[:, index] = columns[name]
+    identity = {
+        "_id": _text(raw, "_id"),
+        "ts": ts,
+        "user": _text(raw, "user_name"),
+        "source_ip": _text(raw, "source_ip"),
+        "host": _text(raw, "host_name"),
+        "event_code": code,
+        "logon_type": logon.astype(np.int16),
+        "enc_type": enc,
+        "service": _text(raw, "service_name"),
+        "scenario": _text(raw, "scenario"),
+        "user_failures_1h": _num(raw, "user_failures_1h"),
+        "source_failures_1h": _num(raw, "source_failures_1h"),
+    }
+    return EventFrame(identity, matrix)
