@@ -30,6 +30,7 @@ from typing import Any
 
 from authml.assets import assets_dir, load_asset_file
 from authml.embedded.duck import fetch_dicts, prepare
+from authml.embedded.multivalue import reject_multi_valued
 from authml.embedded.schema import event_columns
 from authml.embedded.store import Store
 from authml.engine.compile import CompiledPivot, compile_pivot
@@ -90,9 +91,20 @@ def store_catalog() -> FieldCatalog:
 
 
 class _StoreCatalog(FieldCatalog):
+    """Also records which fields the compiled transform reads (typed or from the document)."""
+
+    def __init__(self, types: dict[str, str]):
+        super().__init__(types)
+        self.typed_used: set[str] = set()
+        self.document_used: set[str] = set()
+
     def resolve(self, name: str):
         field = super().resolve(name)
         if field.es_type is not None:
+            if name in self.column_sql:
+                self.document_used.add(name.removesuffix(".keyword"))
+            else:
+                self.typed_used.add(name)
             return field
         base = name.removesuffix(".keyword")
         if base != name and base not in self.types:
@@ -109,9 +121,15 @@ class _StoreCatalog(FieldCatalog):
 
 
 def compile_definition(definition: FeatureDefinition, now: datetime) -> CompiledPivot:
-    return compile_pivot(
-        definition.body, definition.file, store_catalog(), now=now, transform_id=definition.transform_id
+    return _compile(definition, now)[0]
+
+
+def _compile(definition: FeatureDefinition, now: datetime) -> tuple[CompiledPivot, _StoreCatalog]:
+    catalog = store_catalog()
+    pivot = compile_pivot(
+        definition.body, definition.file, catalog, now=now, transform_id=definition.transform_id
     )
+    return pivot, catalog
 
 
 def _timestamp(moment: datetime) -> str:
@@ -149,7 +167,7 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
     connection = store.connection
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM events").fetchone()[0]
     now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
-    pivot = compile_definition(definition, now)
+    pivot, catalog = _compile(definition, now)
     sync = _require_sync(pivot, definition)
     table = quote(definition.dest_index)
     checkpoint = connection.execute(
@@ -167,6 +185,7 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
     bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
     with store.transaction():
         if not incremental:
+            _check_single_values(connection, definition, catalog, f"({pivot.where_sql}) AND {bounded}")
             connection.execute(
                 f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS_RELATION, extra_where=bounded)}"
             )
@@ -177,6 +196,7 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
             if upper == checkpoint[1] and _count(connection, window) == checkpoint[2]:
                 written, mode = 0, "unchanged"  # nothing stored since the last checkpoint
             else:
+                _check_single_values(connection, definition, catalog, f"({pivot.where_sql}) AND {window}")
                 written = _incremental(connection, pivot, table, bounded, window)
                 mode = "incremental"
         rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -192,6 +212,14 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
         )  # fmt: skip
     return BuildResult(
         definition.transform_id, definition.dest_index, mode, written, rows, time.perf_counter() - started
+    )
+
+
+def _check_single_values(
+    connection, definition: FeatureDefinition, catalog: _StoreCatalog, condition: str
+) -> None:
+    reject_multi_valued(
+        connection, definition.transform_id, catalog.typed_used, catalog.document_used, condition
     )
 
 

@@ -218,3 +218,14 @@ def test_cli_preview_reports_bad_line(tmp_path):
     result = CliRunner().invoke(cli, ["features", "preview", "authml-user-hourly", "--docs", str(docs)])
     assert result.exit_code != 0
     assert f"{docs}:2" in str(result.exception) + result.output
+
+
+def test_multi_valued_field_stops_the_build(project_dir):
+    from authml.errors import StoreError
+
+    event = auth_event("dave", "2024-01-01T10:05:00.000Z", INGESTED, record=40)
+    event["host"]["name"] = ["ws1", "ws2"]  # ES would count dave on both hosts
+    store = write_events(project_dir, [*_events(), {**event}])
+    with pytest.raises(StoreError, match=r"several values in \[host.name\]"):
+        build_features(store)
+    store.close()
