@@ -34,7 +34,7 @@ from authml.embedded.multivalue import reject_multi_valued
 from authml.embedded.schema import event_columns
 from authml.embedded.store import Store
 from authml.engine.compile import CompiledPivot, compile_pivot
-from authml.engine.fields import FieldCatalog, quote
+from authml.engine.fields import FieldCatalog, quote, sql_string
 from authml.engine.output import to_document
 from authml.errors import AssetError, NotReadyError
 
@@ -43,10 +43,16 @@ CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
   dest_index VARCHAR NOT NULL,
   definition_sha256 VARCHAR NOT NULL,
   sync_upper TIMESTAMP,
-  tail_events BIGINT NOT NULL,
   built_at TIMESTAMP NOT NULL,
   rows BIGINT NOT NULL
 )"""
+# The events within sync.time.delay before a checkpoint that the checkpoint already covered: the
+# next run reads that stretch again for late arrivals but skips these.
+CHECKPOINT_TAIL_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoint_tail (
+  transform_id VARCHAR NOT NULL,
+  _id VARCHAR NOT NULL
+)"""
+CHECKPOINT_COLUMNS = ["transform_id", "dest_index", "definition_sha256", "sync_upper", "built_at", "rows"]
 EVENTS_RELATION = "events"
 
 
@@ -153,13 +159,28 @@ def build_features(
 ) -> list[BuildResult]:
     """Bring every feature table up to the store's newest event (incrementally where possible)."""
     connection = prepare(store.connection)
-    connection.execute(CHECKPOINTS_DDL)
+    _ensure_checkpoint_tables(connection)
     results = []
     for definition in definitions if definitions is not None else feature_definitions():
         results.append(_build_one(store, definition, full))
         if progress:
             progress(definition.transform_id)
     return results
+
+
+def _ensure_checkpoint_tables(connection) -> None:
+    columns = [
+        row[0]
+        for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'feature_checkpoints' "
+            "ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    if columns and columns != CHECKPOINT_COLUMNS:
+        # A checkpoint from an older layout: features are derived data, so rebuild them in full.
+        connection.execute("DROP TABLE feature_checkpoints")
+    connection.execute(CHECKPOINTS_DDL)
+    connection.execute(CHECKPOINT_TAIL_DDL)
 
 
 def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> BuildResult:
@@ -170,17 +191,17 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
     pivot, catalog = _compile(definition, now)
     sync = _require_sync(pivot, definition)
     table = quote(definition.dest_index)
+    transform_id = sql_string(definition.transform_id)
     checkpoint = connection.execute(
-        "SELECT definition_sha256, sync_upper, tail_events FROM feature_checkpoints WHERE transform_id = ?",
+        "SELECT definition_sha256, sync_upper FROM feature_checkpoints WHERE transform_id = ?",
         [definition.transform_id],
     ).fetchone()
-    table_exists = _table_exists(connection, definition.dest_index)
     incremental = (
         not full
         and checkpoint is not None
         and checkpoint[0] == definition.sha256
         and checkpoint[1] is not None
-        and table_exists
+        and _table_exists(connection, definition.dest_index)
     )
     bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
     with store.transaction():
@@ -192,22 +213,26 @@ def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> Build
             written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             mode = "full"
         else:
-            window = f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded}"
-            if upper == checkpoint[1] and _count(connection, window) == checkpoint[2]:
-                written, mode = 0, "unchanged"  # nothing stored since the last checkpoint
+            window = (
+                f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded} AND _id NOT IN "
+                f"(SELECT _id FROM feature_checkpoint_tail WHERE transform_id = {transform_id})"
+            )
+            if _count(connection, window) == 0:
+                written, mode = 0, "unchanged"
             else:
                 _check_single_values(connection, definition, catalog, f"({pivot.where_sql}) AND {window}")
                 written = _incremental(connection, pivot, table, bounded, window)
                 mode = "incremental"
         rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        tail = (
-            _count(connection, f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {bounded}")
-            if upper
-            else 0
-        )
+        connection.execute(f"DELETE FROM feature_checkpoint_tail WHERE transform_id = {transform_id}")
+        if upper:
+            tail = f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {bounded}"
+            connection.execute(
+                f"INSERT INTO feature_checkpoint_tail SELECT {transform_id}, _id FROM events WHERE {tail}"
+            )
         connection.execute(
-            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [definition.transform_id, definition.dest_index, definition.sha256, upper, tail,
+            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+            [definition.transform_id, definition.dest_index, definition.sha256, upper,
              datetime.now(UTC).replace(tzinfo=None), rows],
         )  # fmt: skip
     return BuildResult(
