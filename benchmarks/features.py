@@ -211,7 +211,7 @@ def generate(size: int, folder: Path) -> tuple[Path, Path]:
     if base.exists() and extra.exists():
         return base, extra
     needed = size + size // 100
-    users = math.ceil(needed / (EVENTS_PER_USER_DAY * DAYS) * 1.25)
+    users = math.ceil(needed / (EVENTS_PER_USER_DAY * DAYS) * 1.5)
     out = folder / "generated"
     subprocess.run(
         [sys.executable, "-m", "authml", "generate", "--users", str(users), "--days", str(DAYS), "--seed", "11", "--out", str(out)],
@@ -230,7 +230,7 @@ def generate(size: int, folder: Path) -> tuple[Path, Path]:
             else:
                 break
     if sum(1 for _ in extra.open()) < size // 100:
-        raise SystemExit(f"generate wrote fewer than {needed} events; raise EVENTS margin")
+        raise SystemExit(f"generate wrote fewer than {needed} events; raise the users margin in generate()")
     shutil.rmtree(out)
     return base, extra
 

@@ -150,6 +150,16 @@ def _require_sync(pivot: CompiledPivot, definition: FeatureDefinition) -> str:
     return quote(pivot.sync_field)
 
 
+@dataclass(slots=True)
+class _Plan:
+    definition: FeatureDefinition
+    pivot: CompiledPivot
+    catalog: _StoreCatalog
+    table: str
+    bounded: str  # every event up to the new checkpoint
+    window: str | None  # the events an incremental run reads; None for a full build
+
+
 def build_features(
     store: Store,
     *,
@@ -160,12 +170,95 @@ def build_features(
     """Bring every feature table up to the store's newest event (incrementally where possible)."""
     connection = prepare(store.connection)
     _ensure_checkpoint_tables(connection)
+    upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM events").fetchone()[0]
+    plans = [
+        _plan(connection, definition, upper, full)
+        for definition in (definitions if definitions is not None else feature_definitions())
+    ]
+    _check_single_values(connection, plans)
     results = []
-    for definition in definitions if definitions is not None else feature_definitions():
-        results.append(_build_one(store, definition, full))
+    for plan in plans:
+        results.append(_execute(store, plan, upper))
         if progress:
-            progress(definition.transform_id)
+            progress(plan.definition.transform_id)
     return results
+
+
+def _plan(connection, definition: FeatureDefinition, upper: datetime | None, full: bool) -> _Plan:
+    now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
+    pivot, catalog = _compile(definition, now)
+    sync = _require_sync(pivot, definition)
+    checkpoint = connection.execute(
+        "SELECT definition_sha256, sync_upper FROM feature_checkpoints WHERE transform_id = ?",
+        [definition.transform_id],
+    ).fetchone()
+    incremental = (
+        not full
+        and checkpoint is not None
+        and checkpoint[0] == definition.sha256
+        and checkpoint[1] is not None
+        and _table_exists(connection, definition.dest_index)
+    )
+    bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
+    window = None
+    if incremental:
+        window = (
+            f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded} AND _id NOT IN "
+            f"(SELECT _id FROM feature_checkpoint_tail WHERE transform_id = {sql_string(definition.transform_id)})"
+        )
+    return _Plan(definition, pivot, catalog, quote(definition.dest_index), bounded, window)
+
+
+def _check_single_values(connection, plans: list[_Plan]) -> None:
+    """One pass over the events any plan reads, for arrays in any field a transform reads."""
+    scopes = [f"(({p.pivot.where_sql}) AND {p.window or p.bounded})" for p in plans]
+    if not scopes:
+        return
+    typed = set().union(*(p.catalog.typed_used for p in plans))
+    document = set().union(*(p.catalog.document_used for p in plans))
+    readers = ", ".join(p.definition.transform_id for p in plans)
+    reject_multi_valued(connection, readers, typed, document, " OR ".join(scopes))
+
+
+def _execute(store: Store, plan: _Plan, upper: datetime | None) -> BuildResult:
+    started = time.perf_counter()
+    connection, pivot, table = store.connection, plan.pivot, plan.table
+    transform_id = sql_string(plan.definition.transform_id)
+    with store.transaction():
+        if plan.window is None:
+            connection.execute(
+                f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS_RELATION, extra_where=plan.bounded)}"
+            )
+            written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            mode = "full"
+        else:
+            written = _incremental(connection, pivot, table, plan.bounded, plan.window)
+            mode = "incremental" if written else "unchanged"
+        rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        connection.execute(f"DELETE FROM feature_checkpoint_tail WHERE transform_id = {transform_id}")
+        if upper:
+            sync = quote(pivot.sync_field)
+            tail = f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {plan.bounded}"
+            connection.execute(
+                f"INSERT INTO feature_checkpoint_tail SELECT {transform_id}, _id FROM events WHERE {tail}"
+            )
+        connection.execute(
+            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+            [plan.definition.transform_id, plan.definition.dest_index, plan.definition.sha256, upper,
+             datetime.now(UTC).replace(tzinfo=None), rows],
+        )  # fmt: skip
+    return BuildResult(
+        plan.definition.transform_id,
+        plan.definition.dest_index,
+        mode,
+        written,
+        rows,
+        time.perf_counter() - started,
+    )
+
+
+def _minus_ms(moment: datetime, milliseconds: int) -> datetime:
+    return moment - timedelta(milliseconds=milliseconds)
 
 
 def _ensure_checkpoint_tables(connection) -> None:
@@ -181,79 +274,6 @@ def _ensure_checkpoint_tables(connection) -> None:
         connection.execute("DROP TABLE feature_checkpoints")
     connection.execute(CHECKPOINTS_DDL)
     connection.execute(CHECKPOINT_TAIL_DDL)
-
-
-def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> BuildResult:
-    started = time.perf_counter()
-    connection = store.connection
-    upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM events").fetchone()[0]
-    now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
-    pivot, catalog = _compile(definition, now)
-    sync = _require_sync(pivot, definition)
-    table = quote(definition.dest_index)
-    transform_id = sql_string(definition.transform_id)
-    checkpoint = connection.execute(
-        "SELECT definition_sha256, sync_upper FROM feature_checkpoints WHERE transform_id = ?",
-        [definition.transform_id],
-    ).fetchone()
-    incremental = (
-        not full
-        and checkpoint is not None
-        and checkpoint[0] == definition.sha256
-        and checkpoint[1] is not None
-        and _table_exists(connection, definition.dest_index)
-    )
-    bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
-    with store.transaction():
-        if not incremental:
-            _check_single_values(connection, definition, catalog, f"({pivot.where_sql}) AND {bounded}")
-            connection.execute(
-                f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS_RELATION, extra_where=bounded)}"
-            )
-            written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            mode = "full"
-        else:
-            window = (
-                f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded} AND _id NOT IN "
-                f"(SELECT _id FROM feature_checkpoint_tail WHERE transform_id = {transform_id})"
-            )
-            if _count(connection, window) == 0:
-                written, mode = 0, "unchanged"
-            else:
-                _check_single_values(connection, definition, catalog, f"({pivot.where_sql}) AND {window}")
-                written = _incremental(connection, pivot, table, bounded, window)
-                mode = "incremental"
-        rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        connection.execute(f"DELETE FROM feature_checkpoint_tail WHERE transform_id = {transform_id}")
-        if upper:
-            tail = f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {bounded}"
-            connection.execute(
-                f"INSERT INTO feature_checkpoint_tail SELECT {transform_id}, _id FROM events WHERE {tail}"
-            )
-        connection.execute(
-            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-            [definition.transform_id, definition.dest_index, definition.sha256, upper,
-             datetime.now(UTC).replace(tzinfo=None), rows],
-        )  # fmt: skip
-    return BuildResult(
-        definition.transform_id, definition.dest_index, mode, written, rows, time.perf_counter() - started
-    )
-
-
-def _check_single_values(
-    connection, definition: FeatureDefinition, catalog: _StoreCatalog, condition: str
-) -> None:
-    reject_multi_valued(
-        connection, definition.transform_id, catalog.typed_used, catalog.document_used, condition
-    )
-
-
-def _minus_ms(moment: datetime, milliseconds: int) -> datetime:
-    return moment - timedelta(milliseconds=milliseconds)
-
-
-def _count(connection, condition: str) -> int:
-    return connection.execute(f"SELECT count(*) FROM {EVENTS_RELATION} WHERE {condition}").fetchone()[0]
 
 
 def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window: str) -> int:
