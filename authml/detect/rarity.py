@@ -34,8 +34,18 @@ def _rarity(share: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(share, 1e-9, 1.0))
 
 
+def _other_failing_accounts(X: EventFrame) -> np.ndarray:
+    """Accounts other than this one failing from the event's source, this or the previous hour."""
+    failing = np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
+    return np.maximum(failing - 1.0, 0.0)
+
+
 FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
-    "new_source_ip": lambda X: _f(X, "source_ip_new_for_user") * _f(X, "log_user_events_before"),
+    # how much rarer this address is than the account's activity overall: log(n) for a new one
+    "rare_source_ip": lambda X: (
+        _f(X, "has_source_ip")
+        * np.maximum(_f(X, "log_user_events_before") - _f(X, "log_user_ip_events_before"), 0.0)
+    ),
     "new_host": lambda X: _f(X, "host_new_for_user") * _f(X, "log_user_events_before"),
     "rare_hour": lambda X: _experienced(X) * _rarity(_f(X, "hour_share_before")),
     "rdp_rare_for_account": lambda X: _f(X, "logon_rdp") * _rarity(_f(X, "logon_type_share_before")),
@@ -46,14 +56,9 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     ),
     "account_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_user_failures_1h"),
     "source_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_source_failures_1h"),
-    "password_spray": lambda X: (
-        _f(X, "failure") * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
-    ),
-    "success_from_spraying_source": lambda X: (
-        (1 - _f(X, "failure"))
-        * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
-    ),
-    "host_failure_spread": lambda X: _f(X, "failure") * _f(X, "host_failed_users_1h"),
+    "password_spray": lambda X: _f(X, "failure") * _other_failing_accounts(X),
+    "success_from_spraying_source": lambda X: (1 - _f(X, "failure")) * _other_failing_accounts(X),
+    "host_failure_spread": lambda X: _f(X, "failure") * np.maximum(_f(X, "host_failed_users_1h") - 1.0, 0.0),
     "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * _rarity(_f(X, "enc_type_share_before")),
     "service_ticket_burst": lambda X: (
         _f(X, "kerberos_service_ticket")

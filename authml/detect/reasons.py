@@ -54,7 +54,12 @@ def _times(before: float) -> str:
 
 
 SENTENCES: dict[str, Callable[[RowContext], str]] = {
-    "new_source_ip": lambda c: f"first logon from {c.ip} for {c.user}",
+    "rare_source_ip": lambda c: (
+        f"first logon from {c.ip} for {c.user}"
+        if c.v("source_ip_new_for_user")
+        else f"{c.ip} is rare for {c.user} ({int(np.expm1(c.v('log_user_ip_events_before')))} of "
+        f"{int(np.expm1(c.v('log_user_events_before')))} earlier events)"
+    ),
     "new_host": lambda c: f"first logon to {c.host} for {c.user}",
     "rare_hour": _hour,
     "rdp_rare_for_account": lambda c: f"RDP logon is rare for {c.user}",
