@@ -48,6 +48,7 @@ def synthetic_frame(rows: int, seed: int):
         "enc_type": np.full(rows, None, dtype=object),
         "service": np.full(rows, None, dtype=object),
         "scenario": np.full(rows, None, dtype=object),
+        "credential_target": np.full(rows, None, dtype=object),
         "user_failures_1h": np.zeros(rows),
         "source_failures_1h": np.zeros(rows),
     }

@@ -72,6 +72,16 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
 }
 FINDING_NAMES = tuple(FINDINGS)
 
+# Findings that read the same evidence several ways (three failures from one's own workstation are
+# an account burst, a source burst and a host spread at once). Within a family the strongest
+# counts in full and the others at FAMILY_SHARE, so correlated findings do not add up as if
+# independent, while two families (failures AND a new address) still do.
+FAMILIES = (
+    ("account_failure_burst", "source_failure_burst", "password_spray", "host_failure_spread"),
+    ("rare_source_ip", "new_host", "new_account"),
+)
+FAMILY_SHARE = 0.25
+
 
 def usual_hours(hours: np.ndarray, coverage: float = USUAL_HOURS_COVERAGE) -> tuple[int, int]:
     """(first, last) hour of the shortest circular run of hours holding ``coverage`` of the events."""
@@ -86,6 +96,18 @@ def usual_hours(hours: np.ndarray, coverage: float = USUAL_HOURS_COVERAGE) -> tu
         if sums[start] >= coverage * total:
             return start, (start + length - 1) % 24
     return 0, 23
+
+
+def _damp_families(contributions: np.ndarray) -> np.ndarray:
+    damped = contributions.copy()
+    for family in FAMILIES:
+        columns = [FINDING_NAMES.index(name) for name in family]
+        block = contributions[:, columns]
+        strongest = block.argmax(axis=1)
+        scaled = block * FAMILY_SHARE
+        scaled[np.arange(len(block)), strongest] = block[np.arange(len(block)), strongest]
+        damped[:, columns] = scaled
+    return damped
 
 
 class RarityDetector(Detector):
@@ -125,7 +147,7 @@ class RarityDetector(Detector):
                 for i, c in enumerate(self.calibrators_)
             ]
         )
-        return np.maximum(surprise - self.floor, 0.0)
+        return _damp_families(np.maximum(surprise - self.floor, 0.0))
 
     def score(self, X: EventFrame) -> np.ndarray:
         return self.explain(X).sum(axis=1)

@@ -84,6 +84,8 @@ SCRATCH_TABLES: dict[str, dict[str, str]] = {
         "winlog.event_data.TicketEncryptionType": "VARCHAR",
         "winlog.event_data.ServiceName": "VARCHAR",
         "winlog.event_data.PreAuthType": "VARCHAR",
+        "winlog.event_data.TargetUserName": "VARCHAR",
+        "user.target.name": "VARCHAR",
         "document": "JSON",
     },
     USER_HOURLY: {

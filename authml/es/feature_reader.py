@@ -42,6 +42,8 @@ EVENT_FIELDS = (
     "winlog.event_data.TicketEncryptionType",
     "winlog.event_data.ServiceName",
     "winlog.event_data.PreAuthType",
+    "winlog.event_data.TargetUserName",
+    "user.target.name",
 )
 LABEL_FIELD = "labels.authml_scenario"
 # Per feature index: the fields read, and the group-by fields that order it.

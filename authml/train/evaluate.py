@@ -126,6 +126,7 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
         source_strength,
         test.columns["host"],
         host_finding,
+        test.columns["credential_target"],
     )
     runs = {"authml": (raw, subjects, _raw_threshold(combined))}
 

@@ -198,6 +198,7 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "enc_type": enc,
         "service": _text(raw, "service_name"),
         "scenario": _text(raw, "scenario"),
+        "credential_target": _text(raw, "credential_target"),
         "user_failures_1h": _num(raw, "user_failures_1h"),
         "source_failures_1h": _num(raw, "source_failures_1h"),
     }

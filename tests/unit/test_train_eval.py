@@ -48,7 +48,11 @@ def test_a_spray_is_one_alert_not_one_per_account():
     subjects = alert_subjects(users, ips, days, strength)
     assert subjects.tolist() == ["source:10.6.6.6"] * 3 + ["account:d", "account:a"]
     alerts = group_alerts(np.array([9.0, 1.0, 2.0, 5.0, 3.0]), subjects, days)
-    assert alerts.keys.tolist() == ["source:10.6.6.6|2024-01-01", "account:d|2024-01-01", "account:a|2024-01-02"]
+    assert alerts.keys.tolist() == [
+        "source:10.6.6.6|2024-01-01",
+        "account:d|2024-01-01",
+        "account:a|2024-01-02",
+    ]
     assert alerts.group_of_event.tolist() == [0, 0, 0, 1, 2]
 
 
@@ -70,14 +74,27 @@ def test_eval_end_to_end_on_a_generated_scenario(tmp_path):
     project = ["--project-dir", str(tmp_path / "project")]
     generated = tmp_path / "generated"
     steps = [
-        ["generate", "--users", "12", "--days", "10", "--attacks", "--attack-days", "3", "--out", str(generated)],
+        [
+            "generate",
+            "--users",
+            "12",
+            "--days",
+            "10",
+            "--attacks",
+            "--attack-days",
+            "3",
+            "--out",
+            str(generated),
+        ],
         ["ingest", str(generated / "events.ndjson")],
         ["features", "build"],
     ]
     for step in steps:
         result = runner.invoke(cli, [*project, *step])
         assert result.exit_code == 0, (step, result.output)
-    result = runner.invoke(cli, [*project, "eval", "--epochs", "2", "--json", "--out", str(tmp_path / "eval.json")])
+    result = runner.invoke(
+        cli, [*project, "eval", "--epochs", "2", "--json", "--out", str(tmp_path / "eval.json")]
+    )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert json.loads((tmp_path / "eval.json").read_text()) == figures
@@ -89,3 +106,14 @@ def test_eval_end_to_end_on_a_generated_scenario(tmp_path):
         assert 0.0 <= ours["pr_auc"] <= 1.0 and ours["first_alert_rank"] >= 1
         assert ours["roc_auc"] > 0.8, (scenario, ours)
     assert figures["top_alerts"] and all(alert["reason"] for alert in figures["top_alerts"])
+
+
+def test_run_as_user_and_the_borrowed_account_share_one_alert():
+    users = np.array(["brian", "adm_sara", "adm_sara", "carol"], dtype=object)
+    ips = np.array(["10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2"], dtype=object)
+    days = np.array(["d1", "d1", "d2", "d1"])
+    targets = np.array(["adm_sara", None, None, None], dtype=object)
+    subjects = alert_subjects(
+        users, ips, days, np.zeros(4), np.array(["h"] * 4, dtype=object), np.zeros(4, bool), targets
+    )
+    assert subjects.tolist() == ["account:brian", "account:brian", "account:adm_sara", "account:carol"]
