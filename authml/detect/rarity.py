@@ -48,6 +48,8 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     ),
     "new_host": lambda X: _f(X, "host_new_for_user") * _f(X, "log_user_events_before"),
     "rare_hour": lambda X: _experienced(X) * _rarity(_f(X, "hour_share_before")),
+    # filled by RarityDetector.evidence from the usual hours learnt in training
+    "outside_usual_hours": lambda X: np.zeros(len(X)),
     "rdp_rare_for_account": lambda X: _f(X, "logon_rdp") * _rarity(_f(X, "logon_type_share_before")),
     "rare_logon_type": lambda X: (1 - _f(X, "logon_rdp")) * _rarity(_f(X, "logon_type_share_before")),
     "run_as_rare_for_account": lambda X: (
@@ -79,6 +81,7 @@ FINDING_NAMES = tuple(FINDINGS)
 FAMILIES = (
     ("account_failure_burst", "source_failure_burst", "password_spray", "host_failure_spread"),
     ("rare_source_ip", "new_host", "new_account"),
+    ("rare_hour", "outside_usual_hours"),
 )
 FAMILY_SHARE = 0.25
 
@@ -120,13 +123,26 @@ class RarityDetector(Detector):
         self.floor = floor
 
     def evidence(self, X: EventFrame) -> np.ndarray:
-        return np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
+        evidence = np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
+        evidence[:, FINDING_NAMES.index("outside_usual_hours")] = self._hours_outside_usual(X)
+        return evidence
+
+    def _hours_outside_usual(self, X: EventFrame) -> np.ndarray:
+        """Hours between the event's hour and the account's usual window (circular), for accounts
+        with a training history; 0 inside the window."""
+        usual = self.usual_hours_of(X.columns["user"])
+        hour = X.feature("hour").astype(np.int64)
+        first, last = usual[:, 0], usual[:, 1]
+        before, after = (first - hour) % 24, (hour - last) % 24
+        inside = ((hour - first) % 24) <= ((last - first) % 24)
+        distance = np.where(inside, 0, np.minimum(before, after))
+        return np.where((first >= 0) & _experienced(X), distance, 0).astype(np.float64)
 
     def _fit(self, X: EventFrame) -> None:
+        self._fit_usual_hours(X)
         evidence = self.evidence(X)
         self.calibrators_ = [TailCalibrator().fit(evidence[:, i]) for i in range(len(FINDING_NAMES))]
         self.explanation_names_ = FINDING_NAMES
-        self._fit_usual_hours(X)
 
     def _fit_usual_hours(self, X: EventFrame) -> None:
         users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711

@@ -62,6 +62,7 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
     ),
     "new_host": lambda c: f"first logon to {c.host} for {c.user}",
     "rare_hour": _hour,
+    "outside_usual_hours": _hour,
     "rdp_rare_for_account": lambda c: f"RDP logon is rare for {c.user}",
     "rare_logon_type": lambda c: (
         f"{LOGON_TYPE_NAMES.get(c.logon_type, f'type {c.logon_type}')} logon is rare for {c.user}"
