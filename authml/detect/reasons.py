@@ -115,12 +115,13 @@ def reasons(
 ) -> list[str]:
     """One line per row from its largest contributions; empty where nothing contributed."""
     lines = []
-    order = np.argsort(-contributions, axis=1)[:, :top]
+    order = np.argsort(-contributions, axis=1)[:, : top + 2]  # spares for sentences said twice
     for row in range(len(X)):
         picked = [names[i] for i in order[row] if contributions[row, i] > 0]
         if not picked:
             lines.append("")
             continue
         context = RowContext(X, row, (int(usual_hours[row, 0]), int(usual_hours[row, 1])))
-        lines.append("; ".join(SENTENCES[name](context) for name in picked))
+        sentences = list(dict.fromkeys(SENTENCES[name](context) for name in picked))
+        lines.append("; ".join(sentences[:top]))
     return lines

@@ -98,10 +98,7 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
             f"{len(train)} training and {len(test)} evaluation events around {split}; choose another --split"
         )
     labels = _labels(test)
-    if not (labels != "").any():
-        raise NotReadyError(
-            "no labelled attack events (labels.authml_scenario) after the split; ingest `authml generate --attacks` output"
-        )
+    # Without labelled attacks this is a benign-only run: only the alert rates are reported.
     days = user_days(test)
     budget = budget_alerts(days, options.budget)
     result = EvalResult(split.isoformat(), len(train), len(test), days, budget)

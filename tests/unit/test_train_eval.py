@@ -117,3 +117,17 @@ def test_run_as_user_and_the_borrowed_account_share_one_alert():
         users, ips, days, np.zeros(4), np.array(["h"] * 4, dtype=object), np.zeros(4, bool), targets
     )
     assert subjects.tolist() == ["account:brian", "account:brian", "account:adm_sara", "account:carol"]
+
+
+def test_eval_without_labels_is_a_benign_only_run(tmp_path):
+    from tests.unit.train_store import benign_history, build_feature_tables, write_events
+
+    store = write_events(tmp_path / "project", benign_history(6, 14, seed=2))
+    build_feature_tables(store)
+    store.close()
+    result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path / "project"), "eval", "--epochs", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["scenarios"] == {}
+    assert set(figures["benign"]) == {"authml", "baseline_autoencoder", "baseline_kmeans"}
+    assert figures["benign"]["authml"]["user_days"] > 0
