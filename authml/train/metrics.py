@@ -115,7 +115,9 @@ def alert_subjects(
 
 
 def _merge_credential_targets(subjects: np.ndarray, targets: np.ndarray, days: np.ndarray) -> np.ndarray:
-    has_target = targets != None  # noqa: E711
+    # a computer account ($) logs 4648 for every interactive logon on its machine: not a run-as
+    machine = np.char.endswith(subjects.astype(str), "$")
+    has_target = (targets != None) & ~machine  # noqa: E711
     if not has_target.any():
         return subjects
     day_text = days.astype(str)
