@@ -29,6 +29,8 @@ from authml.train.matrix import EventFrame, build_event_frame
 class EmbeddedFeatureReader:
     """FeatureReader over a DuckDB store; opens it read-only unless given an open Store."""
 
+    engine = "embedded"
+
     def __init__(self, store: Store):
         self.store = store
 

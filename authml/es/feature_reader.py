@@ -130,6 +130,8 @@ def next_search_after(response: dict[str, Any]) -> list[Any] | None:
 class ElasticsearchFeatureReader:
     """FeatureReader over a cluster; ``client`` is an ``elasticsearch.Elasticsearch``."""
 
+    engine = "elasticsearch"
+
     def __init__(
         self,
         client: Any,
