@@ -55,7 +55,8 @@ def read_evtx(path: Path) -> Iterator[SourceRecord]:
     try:
         with path.open("rb") as handle:
             head = handle.read(FILE_HEADER_SIZE)
-            spans, corrupt_headers = _survey_chunks(handle)
+            if head.startswith(FILE_MAGIC) and len(head) == FILE_HEADER_SIZE:
+                spans, corrupt_headers = _survey_chunks(handle)
     except OSError as exc:
         yield SourceRecord("file", None, error=f"cannot be read: {exc}")
         return
