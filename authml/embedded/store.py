@@ -109,8 +109,12 @@ class Store:
     def write_batch(self, events: Sequence[StoredEvent], dead_letters: Iterable[DeadLetter]) -> int:
         """Store a batch and its dead letters in one transaction; returns how many events were new."""
         with self.transaction():
-            inserted = self._insert_events(events) if events else 0
-            self._insert_dead_letters(dead_letters)
+            return self.insert_batch(events, dead_letters)
+
+    def insert_batch(self, events: Sequence[StoredEvent], dead_letters: Iterable[DeadLetter]) -> int:
+        """Insert into the transaction the caller holds; returns how many events were new."""
+        inserted = self._insert_events(events) if events else 0
+        self._insert_dead_letters(dead_letters)
         return inserted
 
     def _insert_events(self, events: Sequence[StoredEvent]) -> int:
