@@ -125,7 +125,9 @@ def test_eval_without_labels_is_a_benign_only_run(tmp_path):
     store = write_events(tmp_path / "project", benign_history(6, 14, seed=2))
     build_feature_tables(store)
     store.close()
-    result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path / "project"), "eval", "--epochs", "1", "--json"])
+    result = CliRunner().invoke(
+        cli, ["--project-dir", str(tmp_path / "project"), "eval", "--epochs", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert figures["scenarios"] == {}
