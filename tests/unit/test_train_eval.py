@@ -104,6 +104,7 @@ def test_eval_end_to_end_on_a_generated_scenario(tmp_path):
         assert set(by_detector) == {"authml", "baseline_autoencoder", "baseline_kmeans"}, scenario
         ours = by_detector["authml"]
         assert 0.0 <= ours["pr_auc"] <= 1.0 and ours["first_alert_rank"] >= 1
+        assert 1 <= ours["first_event_rank"] <= figures["eval_events"]
         assert ours["roc_auc"] > 0.8, (scenario, ours)
     assert figures["top_alerts"] and all(alert["reason"] for alert in figures["top_alerts"])
 
