@@ -76,7 +76,9 @@ def worker_bare_ndjson(files: list[Path]) -> dict:
 
 
 def run_worker(*args: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", *args], capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -89,7 +91,9 @@ def line(name: str, figures: dict, baseline: dict | None = None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="generated events for the NDJSON part")
     parser.add_argument("--evtx-passes", type=int, default=20, help="passes over the EVTX sample folder")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -123,10 +127,27 @@ def main() -> None:
             users = max(5, round(events / (EVENTS_PER_USER_DAY * 30)))
             out = Path(scratch) / f"gen{events}"
             subprocess.run(
-                [sys.executable, "-m", "authml", "generate", "--users", str(users), "--days", "30", "--seed", "1", "--out", str(out)],
-                check=True, capture_output=True, cwd=REPO,
+                [
+                    sys.executable,
+                    "-m",
+                    "authml",
+                    "generate",
+                    "--users",
+                    str(users),
+                    "--days",
+                    "30",
+                    "--seed",
+                    "1",
+                    "--out",
+                    str(out),
+                ],
+                check=True,
+                capture_output=True,
+                cwd=REPO,
             )
-            files = sorted(str(p) for p in out.glob("*.ndjson*") if not p.name.startswith(("labels", "scenario")))
+            files = sorted(
+                str(p) for p in out.glob("*.ndjson*") if not p.name.startswith(("labels", "scenario"))
+            )
             bare = run_worker("bare-ndjson", "1", *files)
             ours = run_worker("authml-ndjson", "1", *files)
             print(f"NDJSON: {users} users x 30 days")

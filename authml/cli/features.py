@@ -29,14 +29,15 @@ def build(obj: dict, full: bool) -> None:
 
     definitions = feature_definitions()
     with Store.open(obj["project_dir"]) as store:
-        show_bar = sys.stderr.isatty()
-        with click.progressbar(length=len(definitions), label="building features", file=sys.stderr) as bar:
-            results = build_features(
-                store,
-                full=full,
-                definitions=definitions,
-                progress=(lambda _: bar.update(1)) if show_bar else None,
-            )
+        if sys.stderr.isatty():
+            with click.progressbar(
+                length=len(definitions), label="building features", file=sys.stderr
+            ) as bar:
+                results = build_features(
+                    store, full=full, definitions=definitions, progress=lambda _: bar.update(1)
+                )
+        else:
+            results = build_features(store, full=full, definitions=definitions)
     for result in results:
         click.echo(
             f"{result.transform_id:<28} {result.mode:<12} buckets written {result.buckets_written:>9}  "

@@ -24,16 +24,17 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from authml.assets import assets_dir, load_asset_file
 from authml.embedded.duck import fetch_dicts, prepare
+from authml.embedded.multivalue import reject_multi_valued
 from authml.embedded.schema import event_columns
 from authml.embedded.store import Store
 from authml.engine.compile import CompiledPivot, compile_pivot
-from authml.engine.fields import FieldCatalog, quote
+from authml.engine.fields import FieldCatalog, quote, sql_string
 from authml.engine.output import to_document
 from authml.errors import AssetError, NotReadyError
 
@@ -45,6 +46,13 @@ CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
   built_at TIMESTAMP NOT NULL,
   rows BIGINT NOT NULL
 )"""
+# The events within sync.time.delay before a checkpoint that the checkpoint already covered: the
+# next run reads that stretch again for late arrivals but skips these.
+CHECKPOINT_TAIL_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoint_tail (
+  transform_id VARCHAR NOT NULL,
+  _id VARCHAR NOT NULL
+)"""
+CHECKPOINT_COLUMNS = ["transform_id", "dest_index", "definition_sha256", "sync_upper", "built_at", "rows"]
 EVENTS_RELATION = "events"
 
 
@@ -89,9 +97,20 @@ def store_catalog() -> FieldCatalog:
 
 
 class _StoreCatalog(FieldCatalog):
+    """Also records which fields the compiled transform reads (typed or from the document)."""
+
+    def __init__(self, types: dict[str, str]):
+        super().__init__(types)
+        self.typed_used: set[str] = set()
+        self.document_used: set[str] = set()
+
     def resolve(self, name: str):
         field = super().resolve(name)
         if field.es_type is not None:
+            if name in self.column_sql:
+                self.document_used.add(name.removesuffix(".keyword"))
+            else:
+                self.typed_used.add(name)
             return field
         base = name.removesuffix(".keyword")
         if base != name and base not in self.types:
@@ -108,9 +127,15 @@ class _StoreCatalog(FieldCatalog):
 
 
 def compile_definition(definition: FeatureDefinition, now: datetime) -> CompiledPivot:
-    return compile_pivot(
-        definition.body, definition.file, store_catalog(), now=now, transform_id=definition.transform_id
+    return _compile(definition, now)[0]
+
+
+def _compile(definition: FeatureDefinition, now: datetime) -> tuple[CompiledPivot, _StoreCatalog]:
+    catalog = store_catalog()
+    pivot = compile_pivot(
+        definition.body, definition.file, catalog, now=now, transform_id=definition.transform_id
     )
+    return pivot, catalog
 
 
 def _timestamp(moment: datetime) -> str:
@@ -125,6 +150,16 @@ def _require_sync(pivot: CompiledPivot, definition: FeatureDefinition) -> str:
     return quote(pivot.sync_field)
 
 
+@dataclass(slots=True)
+class _Plan:
+    definition: FeatureDefinition
+    pivot: CompiledPivot
+    catalog: _StoreCatalog
+    table: str
+    bounded: str  # every event up to the new checkpoint
+    window: str | None  # the events an incremental run reads; None for a full build
+
+
 def build_features(
     store: Store,
     *,
@@ -134,65 +169,111 @@ def build_features(
 ) -> list[BuildResult]:
     """Bring every feature table up to the store's newest event (incrementally where possible)."""
     connection = prepare(store.connection)
-    connection.execute(CHECKPOINTS_DDL)
+    _ensure_checkpoint_tables(connection)
+    upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM events").fetchone()[0]
+    plans = [
+        _plan(connection, definition, upper, full)
+        for definition in (definitions if definitions is not None else feature_definitions())
+    ]
+    _check_single_values(connection, plans)
     results = []
-    for definition in definitions if definitions is not None else feature_definitions():
-        results.append(_build_one(store, definition, full))
+    for plan in plans:
+        results.append(_execute(store, plan, upper))
         if progress:
-            progress(definition.transform_id)
+            progress(plan.definition.transform_id)
     return results
 
 
-def _build_one(store: Store, definition: FeatureDefinition, full: bool) -> BuildResult:
-    started = time.perf_counter()
-    connection = store.connection
-    upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM events").fetchone()[0]
+def _plan(connection, definition: FeatureDefinition, upper: datetime | None, full: bool) -> _Plan:
     now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
-    pivot = compile_definition(definition, now)
+    pivot, catalog = _compile(definition, now)
     sync = _require_sync(pivot, definition)
-    table = quote(definition.dest_index)
     checkpoint = connection.execute(
         "SELECT definition_sha256, sync_upper FROM feature_checkpoints WHERE transform_id = ?",
         [definition.transform_id],
     ).fetchone()
-    table_exists = _table_exists(connection, definition.dest_index)
     incremental = (
         not full
         and checkpoint is not None
         and checkpoint[0] == definition.sha256
         and checkpoint[1] is not None
-        and table_exists
+        and _table_exists(connection, definition.dest_index)
     )
     bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
+    window = None
+    if incremental:
+        window = (
+            f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded} AND _id NOT IN "
+            f"(SELECT _id FROM feature_checkpoint_tail WHERE transform_id = {sql_string(definition.transform_id)})"
+        )
+    return _Plan(definition, pivot, catalog, quote(definition.dest_index), bounded, window)
+
+
+def _check_single_values(connection, plans: list[_Plan]) -> None:
+    """One pass over the events any plan reads, for arrays in any field a transform reads."""
+    scopes = [f"(({p.pivot.where_sql}) AND {p.window or p.bounded})" for p in plans]
+    if not scopes:
+        return
+    typed = set().union(*(p.catalog.typed_used for p in plans))
+    document = set().union(*(p.catalog.document_used for p in plans))
+    readers = ", ".join(p.definition.transform_id for p in plans)
+    reject_multi_valued(connection, readers, typed, document, " OR ".join(scopes))
+
+
+def _execute(store: Store, plan: _Plan, upper: datetime | None) -> BuildResult:
+    started = time.perf_counter()
+    connection, pivot, table = store.connection, plan.pivot, plan.table
+    transform_id = sql_string(plan.definition.transform_id)
     with store.transaction():
-        if not incremental:
+        if plan.window is None:
             connection.execute(
-                f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS_RELATION, extra_where=bounded)}"
+                f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS_RELATION, extra_where=plan.bounded)}"
             )
             written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             mode = "full"
         else:
-            lower = checkpoint[1].timestamp() * 1000 - pivot.sync_delay_ms
-            lower_ts = datetime.fromtimestamp(lower / 1000, UTC).replace(tzinfo=None)
-            written = _incremental(
-                connection, pivot, table, bounded, f"{sync} > {_timestamp(lower_ts)} AND {bounded}"
-            )
+            written = _incremental(connection, pivot, table, plan.bounded, plan.window)
             mode = "incremental" if written else "unchanged"
         rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        connection.execute(f"DELETE FROM feature_checkpoint_tail WHERE transform_id = {transform_id}")
+        if upper:
+            sync = quote(pivot.sync_field)
+            tail = f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {plan.bounded}"
+            connection.execute(
+                f"INSERT INTO feature_checkpoint_tail SELECT {transform_id}, _id FROM events WHERE {tail}"
+            )
         connection.execute(
             "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                definition.transform_id,
-                definition.dest_index,
-                definition.sha256,
-                upper,
-                datetime.now(UTC).replace(tzinfo=None),
-                rows,
-            ],
-        )
+            [plan.definition.transform_id, plan.definition.dest_index, plan.definition.sha256, upper,
+             datetime.now(UTC).replace(tzinfo=None), rows],
+        )  # fmt: skip
     return BuildResult(
-        definition.transform_id, definition.dest_index, mode, written, rows, time.perf_counter() - started
+        plan.definition.transform_id,
+        plan.definition.dest_index,
+        mode,
+        written,
+        rows,
+        time.perf_counter() - started,
     )
+
+
+def _minus_ms(moment: datetime, milliseconds: int) -> datetime:
+    return moment - timedelta(milliseconds=milliseconds)
+
+
+def _ensure_checkpoint_tables(connection) -> None:
+    columns = [
+        row[0]
+        for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'feature_checkpoints' "
+            "ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    if columns and columns != CHECKPOINT_COLUMNS:
+        # A checkpoint from an older layout: features are derived data, so rebuild them in full.
+        connection.execute("DROP TABLE feature_checkpoints")
+    connection.execute(CHECKPOINTS_DDL)
+    connection.execute(CHECKPOINT_TAIL_DDL)
 
 
 def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window: str) -> int:

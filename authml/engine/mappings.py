@@ -28,12 +28,14 @@ SUPPORTED_SOURCE_TYPES = KEYWORD_LIKE | INTEGER_TYPES | FLOAT_TYPES | DATE_TYPES
 
 
 def mapping_properties(mappings: dict[str, Any]) -> dict[str, Any]:
-    """The ``properties`` of a mapping given as ``{"mappings": ...}``, ``{"properties": ...}`` or a
-    ``GET <index>/_mapping`` response."""
+    """The mapping (holding ``properties``) given as ``{"mappings": ...}``, ``{"properties": ...}``,
+    a ``GET <index>/_mapping`` response or a component/index template."""
     if "properties" in mappings:
         return mappings
     if "mappings" in mappings:
         return mapping_properties(mappings["mappings"])
+    if isinstance(mappings.get("template"), dict) and "mappings" in mappings["template"]:
+        return mapping_properties(mappings["template"]["mappings"])  # an index or component template
     if len(mappings) == 1:
         (only,) = mappings.values()
         if isinstance(only, dict) and "mappings" in only:

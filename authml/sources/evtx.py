@@ -32,8 +32,11 @@ FILE_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
 FILE_HEADER_SIZE = 4096
 CHUNK_SIZE = 65536
+# A record takes at least 28 bytes and a chunk's records start after its 512-byte header.
+MAX_RECORDS_PER_CHUNK = (CHUNK_SIZE - 512) // 28
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)")
 _RECORD_ERROR = re.compile(r"record number (\d+)")
+_CHUNK_IDS_ERROR = re.compile(r"record IDs (\d+)\.\.(\d+)")
 
 
 @dataclass(slots=True)
@@ -52,7 +55,7 @@ def read_evtx(path: Path) -> Iterator[SourceRecord]:
     try:
         with path.open("rb") as handle:
             head = handle.read(FILE_HEADER_SIZE)
-            spans = _survey_chunks(handle)
+            spans, corrupt_headers = _survey_chunks(handle)
     except OSError as exc:
         yield SourceRecord("file", None, error=f"cannot be read: {exc}")
         return
@@ -72,6 +75,7 @@ def read_evtx(path: Path) -> Iterator[SourceRecord]:
     if truncated is not None and not accountant.returned_any(truncated):
         yield from _parse_padded(path, head, truncated, accountant)
     yield from accountant.finish()
+    yield from corrupt_headers
     missing = _missing_chunks(head, path.stat().st_size)
     if missing:
         yield SourceRecord("end of file", None, error=missing)
@@ -89,8 +93,12 @@ def _missing_chunks(head: bytes, size: int) -> str | None:
     )
 
 
-def _survey_chunks(handle: io.BufferedReader) -> list[ChunkSpan]:
-    spans = []
+def _survey_chunks(handle: io.BufferedReader) -> tuple[list[ChunkSpan], list[SourceRecord]]:
+    """The chunks whose headers declare a plausible range of record ids, and an error for each
+    chunk header whose range is impossible (so what that chunk lost cannot be counted)."""
+    spans: list[ChunkSpan] = []
+    corrupt: list[SourceRecord] = []
+    size = _file_size(handle)
     number = 0
     while True:
         handle.seek(FILE_HEADER_SIZE + number * CHUNK_SIZE)
@@ -99,11 +107,20 @@ def _survey_chunks(handle: io.BufferedReader) -> list[ChunkSpan]:
             break
         if header.startswith(CHUNK_MAGIC):
             first, last = struct.unpack_from("<QQ", header, 24)
-            present = min(CHUNK_SIZE, _file_size(handle) - FILE_HEADER_SIZE - number * CHUNK_SIZE)
-            if last >= first:
+            present = min(CHUNK_SIZE, size - FILE_HEADER_SIZE - number * CHUNK_SIZE)
+            if first <= last < first + MAX_RECORDS_PER_CHUNK:
                 spans.append(ChunkSpan(number, first, last, present))
+            else:
+                corrupt.append(
+                    SourceRecord(
+                        f"chunk {number}",
+                        None,
+                        error=f"the chunk header declares records {first} to {last}, which no chunk can hold; "
+                        "the header is corrupt, so the records this chunk may have lost cannot be counted",
+                    )
+                )
         number += 1
-    return spans
+    return spans, corrupt
 
 
 def _file_size(handle: io.BufferedReader) -> int:
@@ -204,6 +221,11 @@ class _Accountant:
                 span.reported = True
                 message += f" (records {span.first_record} to {span.last_record} are lost)"
             yield SourceRecord(f"chunk {number}", None, error=message)
+            return
+        ids = _CHUNK_IDS_ERROR.search(message)
+        span = next((s for s in self._spans if ids and s.first_record == int(ids.group(1))), None)
+        if span is not None:  # the chunk's missing ids are dead-lettered with this reason
+            self._reasons[span.number] = message
             return
         record = _RECORD_ERROR.search(message)
         if record:

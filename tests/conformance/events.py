@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
-from authml.ecs import get_path
-from authml.embedded.schema import event_columns
 from authml.embedded.store import Store, StoredEvent
-from authml.ids import event_id
-
-
-def _typed(value: Any, field: str) -> Any:
-    # A one-element array is the same single value to ES; more values need the engine's
-    # multi-value handling, which the store's typed columns cannot represent.
-    if isinstance(value, list):
-        if len(value) > 1:
-            raise ValueError(f"multi-valued [{field}] cannot be written to a typed column")
-        return value[0] if value else None
-    return value
+from authml.ingest import prepare_event
 
 
 def stored(document: dict[str, Any], position: int) -> StoredEvent:
-    typed = tuple(_typed(get_path(document, column.field), column.field) for column in event_columns())
-    return StoredEvent(event_id(document), document, typed, "test.ndjson", str(position))
+    """The event as `authml ingest` stores it (typed columns, authml fields), keeping the
+    document's own event.ingested so tests control the sync field."""
+    ingested = document["event"]["ingested"]
+    return prepare_event(copy.deepcopy(document), "test.ndjson", str(position), ingested)
 
 
 def write_events(project_dir: Path, documents: list[dict[str, Any]], start: int = 0) -> Store:
