@@ -22,6 +22,11 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## create .venv and install authml with its train and dev extras
 
 test: install ## run the whole test suite (integration tests skip when no Docker engine answers)
+	@# The report test opens the HTML in headless Chromium; install it where we can, never fail here.
+	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver for the report test"; \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  echo "could not install chromium; the browser test will skip and say why"; fi
 	$(PY) -m pytest
 
 lint: install ## ruff, and the offline checks of every asset

@@ -15,8 +15,22 @@ import click
     default=None,
     help="Where to write the HTML file (default: <project-dir>/report.html).",
 )
-@click.option("--events", "top_events", type=click.IntRange(1), default=25, show_default=True, help="Anomalous events to list.")
-@click.option("--accounts", "top_accounts", type=click.IntRange(1), default=15, show_default=True, help="Accounts to rank.")
+@click.option(
+    "--events",
+    "top_events",
+    type=click.IntRange(1),
+    default=25,
+    show_default=True,
+    help="Anomalous events to list.",
+)
+@click.option(
+    "--accounts",
+    "top_accounts",
+    type=click.IntRange(1),
+    default=15,
+    show_default=True,
+    help="Accounts to rank.",
+)
 @click.option(
     "--summary",
     "summary_top",
@@ -25,7 +39,9 @@ import click
     help="Also print how many injected (labelled) attacks rank among the top N alerts.",
 )
 @click.pass_obj
-def report(obj: dict, out_path: Path | None, top_events: int, top_accounts: int, summary_top: int | None) -> None:
+def report(
+    obj: dict, out_path: Path | None, top_events: int, top_accounts: int, summary_top: int | None
+) -> None:
     """Write one HTML file that opens without a network: anomalies over time, top anomalous
     accounts, hour-of-day heatmaps, failures per source, and the most anomalous events with their
     raw context, reasons and the account's baseline."""

@@ -51,7 +51,12 @@ def collect_report(
     ).fetchone()
     if not scored:
         raise NotReadyError(f"the store {store.path} has no scored events; run `authml score` first")
-    versions = [v for (v,) in store.connection.execute("SELECT DISTINCT model_version FROM scores ORDER BY 1").fetchall()]
+    versions = [
+        v
+        for (v,) in store.connection.execute(
+            "SELECT DISTINCT model_version FROM scores ORDER BY 1"
+        ).fetchall()
+    ]
     accounts = read_user_risk(store, limit=top_accounts)
     events = top_anomalies(store, top_events)
     for row in events:

@@ -31,7 +31,6 @@ th{background:#f0f2f5}
 .event h3{margin:0 0 6px;font-size:15px}
 .reasons{margin:4px 0 8px;padding-left:20px;font-size:14px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
-.split{display:grid;grid-template-columns:auto 1fr;gap:16px;align-items:start}
 .muted{color:#66707a;font-size:12px}
 code{font-size:12px;word-break:break-all}
 .label{background:#fdebd0;color:#7e5109;border-radius:3px;padding:1px 5px;font-size:12px}
@@ -89,7 +88,9 @@ def _kpis(data: ReportData) -> str:
         ("top score", f"{top['score']:.1f}" if top else "-"),
         ("accounts at high risk", str(sum(1 for a in data.accounts if a["score"] >= 50))),
     ]
-    cells = "".join(f'<div class="kpi"><span class="muted">{escape(k)}</span><b>{escape(v)}</b></div>' for k, v in items)
+    cells = "".join(
+        f'<div class="kpi"><span class="muted">{escape(k)}</span><b>{escape(v)}</b></div>' for k, v in items
+    )
     return f'<section class="kpis" style="background:none;box-shadow:none;padding:0">{cells}</section>'
 
 
@@ -126,15 +127,12 @@ def _accounts(data: ReportData) -> str:
         "<table><tr><th>account</th><th>risk</th><th>anomalies</th><th>last anomaly</th>"
         f"<th>top reasons</th></tr>{rows}</table>"
     )
-    return (
-        '<section id="accounts"><h2>Top anomalous accounts</h2>'
-        f'<div class="split"><div>{chart}</div><div>{table}</div></div></section>'
-    )
+    return f'<section id="accounts"><h2>Top anomalous accounts</h2>{chart}{table}</section>'
 
 
 def _heatmaps(data: ReportData) -> str:
     maps = "".join(
-        f"<div><b style=\"display:block\">{escape(user)}</b>{heatmap(grid, WEEKDAYS, label=f'Scored events of {user} by weekday and hour')}</div>"
+        f'<div><b style="display:block">{escape(user)}</b>{heatmap(grid, WEEKDAYS, label=f"Scored events of {user} by weekday and hour")}</div>'
         for user, grid in data.heatmaps
     )
     return (
@@ -172,9 +170,13 @@ def _events(data: ReportData) -> str:
         label = data.labels.get(row["event_id"])
         tag = f' <span class="label">injected: {escape(label)}</span>' if label else ""
         reasons = "".join(f"<li>{escape(r)}</li>" for r in row["reasons"]) or "<li>(no single reason)</li>"
-        context = "".join(f"<tr><th>{escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in row["context"].items())
+        context = "".join(
+            f"<tr><th>{escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in row["context"].items()
+        )
         detectors = ", ".join(f"{escape(k)} {v:.2f}" for k, v in sorted(row["detector_scores"].items()))
-        baseline = "".join(f"<li>{escape(line)}</li>" for line in baseline_lines(row["baseline"], data.time_zone))
+        baseline = "".join(
+            f"<li>{escape(line)}</li>" for line in baseline_lines(row["baseline"], data.time_zone)
+        )
         strip = hour_strip(row["baseline"]["hours"], label=f"Hours of {row['user.name']}'s earlier events")
         cards.append(
             f'<div class="event" id="event-{rank}"><h3>#{rank} {_badge(row["score"])} '

@@ -43,5 +43,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     ]
     for s in scenarios:
         best = f"best rank {s['best_rank']}" if s["best_rank"] is not None else "not scored"
-        lines.append(f"  {s['scenario']:<22} {s['in_top']:>4} of {s['injected']:>4} events in the top, {best}")
+        lines.append(
+            f"  {s['scenario']:<22} {s['in_top']:>4} of {s['injected']:>4} events in the top, {best}"
+        )
     return lines

@@ -41,7 +41,9 @@ def column_chart(
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(max(bars, default=0), 1)
     step = plot_w / max(len(bars), 1)
-    body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{MUTED}"/>']
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{MUTED}"/>'
+    ]
     for i, value in enumerate(bars):
         h = plot_h * value / peak
         x = left + i * step + step * 0.15
@@ -74,11 +76,11 @@ def bar_chart(
     label: str,
     maximum: float | None = None,
     unit: str = "",
-    width: int = 520,
+    width: int = 620,
     colours: Sequence[str] | None = None,
 ) -> str:
     """Horizontal bars, one row per label, the value printed at the end of each bar."""
-    row, left, right = 22, 190, 60
+    row, left, right = 22, 250, 60
     height = row * len(values) + 10
     peak = maximum or max(max(values, default=0), 1)
     body = []
@@ -86,10 +88,14 @@ def bar_chart(
         y = 5 + i * row
         w = (width - left - right) * min(value, peak) / peak
         colour = colours[i] if colours else BAR
-        shown = name if len(name) <= 30 else name[:29] + "…"
+        shown = name if len(name) <= 40 else name[:39] + "…"
         body.append(_text(left - 6, y + 14, shown, "end"))
         body.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" fill="{colour}"/>')
-        body.append(_text(left + w + 4, y + 14, f"{value:.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"))
+        body.append(
+            _text(
+                left + w + 4, y + 14, f"{value:.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+            )
+        )
     return _svg(width, height, body, label)
 
 
