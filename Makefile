@@ -59,6 +59,7 @@ bootstrap: install ## install every asset in es_assets/ into the cluster (URL an
 	  done < .env; \
 	else echo "no .env: using AUTHML_ES_* from the environment (copy .env.example to .env)"; fi; \
 	export AUTHML_ES_URL="$${AUTHML_ES_URL:-http://localhost:$${ES_PORT:-9200}}"; \
+	export AUTHML_KIBANA_URL="$${AUTHML_KIBANA_URL:-http://localhost:$${KIBANA_PORT:-5601}}"; \
 	if [ -z "$${AUTHML_ES_API_KEY:-}" ] && [ -z "$${AUTHML_ES_PASSWORD:-}" ] && [ -n "$${ELASTIC_PASSWORD:-}" ]; then \
 	  export AUTHML_ES_USERNAME=elastic AUTHML_ES_PASSWORD="$$ELASTIC_PASSWORD"; fi; \
 	$(AUTHML) assets apply
