@@ -55,7 +55,8 @@ def read_evtx(path: Path) -> Iterator[SourceRecord]:
     try:
         with path.open("rb") as handle:
             head = handle.read(FILE_HEADER_SIZE)
-            spans, corrupt_headers = _survey_chunks(handle)
+            if head.startswith(FILE_MAGIC) and len(head) == FILE_HEADER_SIZE:
+                spans, corrupt_headers = _survey_chunks(handle)
     except OSError as exc:
         yield SourceRecord("file", None, error=f"cannot be read: {exc}")
         return
@@ -147,7 +148,9 @@ def _parse(source: str | io.BytesIO, accountant: _Accountant) -> Iterator[Source
             yield from accountant.parser_error(str(exc))
             continue
         record_id = record["event_record_id"]
-        yield from accountant.returned(record_id)
+        gaps = accountant.returned(record_id)
+        if gaps:
+            yield from gaps
         yield _to_source_record(record_id, record["data"])
 
 
@@ -197,20 +200,23 @@ class _Accountant:
         """The padded copy holds the chunk as its chunk 0; map the parser's numbers back."""
         self._renumbered = {} if parser_number == span.number else {parser_number: span.number}
 
-    def returned(self, record_id: int) -> Iterator[SourceRecord]:
-        """Called before a record (or a record-level error) with this id is passed on."""
+    def returned(self, record_id: int) -> list[SourceRecord]:
+        """Called before a record (or a record-level error) with this id is passed on; the gaps
+        that its id reveals, to pass on first."""
         index = self._locate(record_id)
         if index is None:
-            return  # outside every declared range (a stale chunk header): nothing to compare with
+            return []  # outside every declared range (a stale chunk header): nothing to compare with
+        gaps: list[SourceRecord] = []
         if index != self._current:
-            yield from self._close_until(index)
+            gaps.extend(self._close_until(index))
             self._current = index
             self._next_id = self._spans[index].first_record
         span = self._spans[index]
         self._returned_chunks.add(span.number)
         if record_id > self._next_id:
-            yield self._gap(span, self._next_id, record_id - 1)
+            gaps.append(self._gap(span, self._next_id, record_id - 1))
         self._next_id = max(self._next_id, record_id + 1)
+        return gaps
 
     def parser_error(self, message: str) -> Iterator[SourceRecord]:
         chunk = _CHUNK_ERROR.search(message)

@@ -66,21 +66,14 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
         raise NormaliseError("the record has no EventID")
     provider = attributes(system.get("Provider"))
     provider_name = provider.get("Name") or provider.get("EventSourceName")
+    shape = (str(code), provider_name, provider.get("Guid"), *map(system.get, _SHAPE_FIELDS))
     try:
-        winlog_template, event_template = _system_template(
-            str(code),
-            provider_name,
-            provider.get("Guid"),
-            element_text(system.get("Keywords")),
-            element_text(system.get("Task")),
-            element_text(system.get("Level")),
-            element_text(system.get("Opcode")),
-            element_text(system.get("Version")),
-            element_text(system.get("Channel")),
-            element_text(system.get("Computer")),
-        )
-    except TypeError:  # an unhashable value where Windows writes a scalar
-        raise NormaliseError("the record's System values are malformed") from None
+        winlog_template, event_template = _system_template(*shape)
+    except TypeError:  # a System value with attributes, or otherwise not a scalar
+        try:
+            winlog_template, event_template = _system_template(*shape[:3], *map(element_text, shape[3:]))
+        except TypeError:
+            raise NormaliseError("the record's System values are malformed") from None
     code = event_template["code"]
     winlog = {**winlog_template, **_winlog_record(system)}
     if "keywords" in winlog:
@@ -92,7 +85,11 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
     user_data = read_user_data(event.get("UserData"))
     if user_data:
         winlog["user_data"] = user_data
-    doc: dict[str, Any] = {"@timestamp": _timestamp(system), "event": ecs_event, "winlog": winlog}
+    doc: dict[str, Any] = {
+        "@timestamp": _timestamp(winlog.get("time_created")),
+        "event": ecs_event,
+        "winlog": winlog,
+    }
     if winlog.get("computer_name"):
         doc["host"] = {"name": winlog["computer_name"]}
     if "level" in winlog:
@@ -106,6 +103,10 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
     ecs_event["original"] = original
     doc["ecs"] = {"version": ECS_VERSION}
     return doc
+
+
+# <System> values that, with the event code and provider, decide the cached part of a document.
+_SHAPE_FIELDS = ("Keywords", "Task", "Level", "Opcode", "Version", "Channel", "Computer")
 
 
 @lru_cache(maxsize=4096)
@@ -176,9 +177,11 @@ def _winlog_record(system: dict[str, Any]) -> dict[str, Any]:
             process["thread"] = {"id": execution["ThreadID"]}
         if process:
             winlog["process"] = process
-    user_sid = attributes(system.get("Security")).get("UserID")
-    if user_sid:
-        winlog["user"] = {"identifier": user_sid}
+    security = system.get("Security")
+    if security:
+        user_sid = attributes(security).get("UserID")
+        if user_sid:
+            winlog["user"] = {"identifier": user_sid}
     put(winlog, "time_created", attributes(system.get("TimeCreated")).get("SystemTime"))
     return winlog
 
@@ -371,8 +374,7 @@ def _related(doc: dict[str, Any], kind: str, value: str) -> None:
         values.append(value)
 
 
-def _timestamp(system: dict[str, Any]) -> str:
-    raw = attributes(system.get("TimeCreated")).get("SystemTime")
+def _timestamp(raw: Any) -> str:
     if not isinstance(raw, str) or not raw:
         raise NormaliseError("the record has no TimeCreated SystemTime")
     try:
