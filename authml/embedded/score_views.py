@@ -105,7 +105,7 @@ def top_anomalies(store: Store, limit: int) -> list[dict[str, Any]]:
     return read_scores(
         store,
         where=f"score_id IN (SELECT score_id FROM ({latest_scores_sql()}))",
-        order_by="score DESC, event_id",
+        order_by="score DESC, evidence DESC, event_id",
         limit=limit,
     )
 

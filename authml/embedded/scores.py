@@ -29,6 +29,7 @@ SCORES_DDL = (
   {", ".join(f"{quote(f)} VARCHAR" for f in IDENTITY_FIELDS[1:])},
   user_key VARCHAR,
   score DOUBLE NOT NULL,
+  evidence DOUBLE NOT NULL,
   detector_scores JSON NOT NULL,
   reasons VARCHAR[] NOT NULL,
   is_anomaly BOOLEAN NOT NULL,
@@ -41,6 +42,7 @@ SCORES_DDL = (
   "user.name" VARCHAR,
   "user.domain" VARCHAR,
   score DOUBLE NOT NULL,
+  evidence DOUBLE NOT NULL,
   level VARCHAR NOT NULL,
   top_reasons VARCHAR[] NOT NULL,
   last_anomaly TIMESTAMP,
@@ -99,6 +101,9 @@ def write_scores(
     }
     for index, name in enumerate(detectors):
         arrays[f"d{index}"] = pa.array(list(batch.detector_scores[name]), pa.float64())
+    # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
+    # (and accounts) that all reach 100.
+    evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
     detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
     identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
     user_key = (
@@ -108,7 +113,7 @@ def write_scores(
     )
     sql = f"""INSERT OR REPLACE INTO scores
 SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
-       b.score, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
+       b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
        $version, $scored_at
 FROM authml_score_batch b JOIN events e ON e._id = b.event_id"""
     store.connection.register("authml_score_batch", pa.table(arrays))
@@ -207,7 +212,8 @@ current AS (SELECT s.* FROM scores s JOIN latest USING (score_id) WHERE s.user_k
 horizon AS (SELECT max("@timestamp") - to_microseconds(CAST($window_us AS BIGINT)) AS since FROM current)
 SELECT user_key, arg_max("user.name", "@timestamp"), arg_max("user.domain", "@timestamp"),
        coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0),
-       max_by(reasons, score, 3) FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0),
+       coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0),
+       max_by(reasons, score + evidence / 1e6, 3) FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0),
        max("@timestamp") FILTER (WHERE is_anomaly),
        count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since),
        count(*) FILTER (WHERE "@timestamp" > horizon.since)
@@ -218,13 +224,14 @@ GROUP BY user_key
     ).fetchall()
     updated_at = _naive(now)
     records = []
-    for key, name, domain, score, reason_lists, last_anomaly, anomalies, scored in rows:
+    for key, name, domain, score, evidence, reason_lists, last_anomaly, anomalies, scored in rows:
         records.append(
             (
                 key,
                 name,
                 domain,
                 float(score),
+                float(evidence),
                 risk_level(float(score)),
                 top_reasons(reason_lists or []),
                 last_anomaly,
@@ -237,7 +244,7 @@ GROUP BY user_key
     store.connection.execute("DELETE FROM user_risk")
     if records:
         store.connection.executemany(
-            "INSERT INTO user_risk VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records
+            "INSERT INTO user_risk VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records
         )
     return len(records)
 
@@ -259,6 +266,7 @@ SCORE_COLUMNS = (
     *IDENTITY_FIELDS,
     "user_key",
     "score",
+    "evidence",
     "detector_scores",
     "reasons",
     "is_anomaly",
@@ -295,7 +303,7 @@ def read_user_risk(store: Store, *, limit: int | None = None, user: str | None =
     if user is not None:
         sql += ' WHERE user_key = lower(?) OR lower("user.name") = lower(?)'
         parameters = [user, user]
-    sql += " ORDER BY score DESC, user_key"
+    sql += " ORDER BY score DESC, evidence DESC, user_key"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return fetch_dicts(store.connection, sql, parameters)

@@ -15,10 +15,10 @@ def attack_summary(store, top: int) -> dict[str, Any]:
     label = "document->>'$.labels.authml_scenario'"
     rows = store.connection.execute(
         f"""WITH ranked AS (
-  SELECT event_id, user_key, score, row_number() OVER (ORDER BY score DESC, event_id) AS rank
+  SELECT event_id, user_key, score, row_number() OVER (ORDER BY score DESC, evidence DESC, event_id) AS rank
   FROM ({latest_scores_sql()})
 ),
-accounts AS (SELECT user_key, row_number() OVER (ORDER BY score DESC, user_key) AS rank FROM user_risk)
+accounts AS (SELECT user_key, row_number() OVER (ORDER BY score DESC, evidence DESC, user_key) AS rank FROM user_risk)
 SELECT {label} AS scenario, count(*) AS injected, count(r.rank) AS scored,
        count(*) FILTER (WHERE r.rank <= $top) AS in_top, min(r.rank) AS best_rank, min(a.rank) AS best_account
 FROM events e LEFT JOIN ranked r ON r.event_id = e._id LEFT JOIN accounts a ON a.user_key = r.user_key

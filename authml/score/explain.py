@@ -122,7 +122,7 @@ def explain_user(
         store,
         where=f'score_id IN (SELECT score_id FROM ({latest_scores_sql()})) AND lower("user.name") = lower(?)',
         parameters=[risk["user.name"]],
-        order_by="score DESC, event_id",
+        order_by="score DESC, evidence DESC, event_id",
         limit=top,
     )
     baseline = account_baseline(

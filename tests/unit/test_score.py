@@ -126,7 +126,7 @@ def test_user_risk_is_the_highest_recent_score(project):
     rows = _scores(project_dir)
     with Store.open(project_dir, read_only=True) as store:
         risks = read_user_risk(store)
-    assert risks and risks == sorted(risks, key=lambda r: (-r["score"], r["user_key"]))
+    assert risks and risks == sorted(risks, key=lambda r: (-r["score"], -r["evidence"], r["user_key"]))
     top = risks[0]
     own = [r for r in rows if r["user_key"] == top["user_key"]]
     assert top["score"] == pytest.approx(max(r["score"] for r in own))
@@ -168,3 +168,18 @@ def test_explain_event_and_user(project):
             explain_event(store, "not-an-id")
         with pytest.raises(InputError, match="no scored account"):
             explain_user(store, "nobody-here")
+
+
+def test_evidence_orders_events_that_reach_the_cap(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions())
+    rows = _scores(project_dir)
+    for row in rows:
+        assert row["evidence"] == pytest.approx(sum(row["detector_scores"].values()))
+    capped = [r for r in rows if r["score"] >= 100.0]
+    with Store.open(project_dir, read_only=True) as store:
+        from authml.embedded.score_views import top_anomalies
+
+        top = top_anomalies(store, max(len(capped), 1))
+    if capped:
+        assert [r["evidence"] for r in top] == sorted((r["evidence"] for r in capped), reverse=True)
