@@ -33,7 +33,10 @@ def reported(tmp_path_factory):
 def test_report_is_one_file_that_needs_no_network(reported):
     _, out, records, output = reported
     html = out.read_text()
-    assert str(out.resolve()) in output and "injected attack scenarios have events in the top 20 alerts" in output
+    assert (
+        str(out.resolve()) in output
+        and "injected attack scenarios have events in the top 20 alerts" in output
+    )
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "the report fetches something"
     assert "<script" not in html and html.count("<svg") >= 5
     best = max(r["authml"]["score"] for r in records)

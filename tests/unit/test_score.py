@@ -183,3 +183,15 @@ def test_evidence_orders_events_that_reach_the_cap(project):
         top = top_anomalies(store, max(len(capped), 1))
     if capped:
         assert [r["evidence"] for r in top] == sorted((r["evidence"] for r in capped), reverse=True)
+
+
+def test_cli_usage_errors_say_what_to_do(tmp_path):
+    from click.testing import CliRunner
+
+    from authml.cli import cli
+
+    runner = CliRunner()
+    backfill = runner.invoke(cli, ["--project-dir", str(tmp_path), "score", "--backfill"])
+    assert backfill.exit_code == 2 and "add --es" in backfill.output
+    neither = runner.invoke(cli, ["--project-dir", str(tmp_path), "explain"])
+    assert neither.exit_code == 2 and "EVENT_ID or --user" in neither.output
