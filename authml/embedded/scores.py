@@ -23,7 +23,7 @@ from authml.score.records import IDENTITY_FIELDS
 
 SCORES_DDL = (
     f"""CREATE TABLE IF NOT EXISTS scores (
-  score_id VARCHAR PRIMARY KEY,
+  score_id VARCHAR NOT NULL,
   event_id VARCHAR NOT NULL,
   {quote("@timestamp")} TIMESTAMP,
   {", ".join(f"{quote(f)} VARCHAR" for f in IDENTITY_FIELDS[1:])},
@@ -63,6 +63,7 @@ CHECKPOINT_NAME = "default"
 # Risk levels by the account's current score (the combined 0-100 scale): 50 is about one training
 # event in a thousand, 75 one in thirty thousand.
 RISK_LEVELS = ((75.0, "critical"), (50.0, "high"), (25.0, "medium"), (0.0, "low"))
+TOP_REASONS = 5
 
 
 def create_score_tables(store: Store) -> None:
@@ -90,7 +91,8 @@ class ScoreBatch:
 def write_scores(
     store: Store, batch: ScoreBatch, *, model_version: str, threshold: float, scored_at: datetime
 ) -> int:
-    """Insert or replace the batch's rows (identity read from ``events``); returns rows written."""
+    """Replace the batch's rows (identity read from ``events``); returns rows written. Call it
+    inside ``store.transaction()`` so the delete and the insert commit together."""
     if not len(batch.event_ids):
         return 0
     detectors = sorted(batch.detector_scores)
@@ -111,13 +113,20 @@ def write_scores(
         "AND trim(e.\"user.domain\") <> '-' THEN lower(trim(e.\"user.domain\")) || '\\' || "
         'lower(trim(e."user.name")) ELSE lower(trim(e."user.name")) END)'
     )
-    sql = f"""INSERT OR REPLACE INTO scores
+    # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
+    # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
+    # transaction keeps one row per score_id.
+    delete = (
+        "DELETE FROM scores WHERE score_id IN (SELECT event_id || ':' || $version FROM authml_score_batch)"
+    )
+    sql = f"""INSERT INTO scores
 SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
        b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
        $version, $scored_at
 FROM authml_score_batch b JOIN events e ON e._id = b.event_id"""
     store.connection.register("authml_score_batch", pa.table(arrays))
     try:
+        store.connection.execute(delete, {"version": model_version})
         store.connection.execute(
             sql, {"version": model_version, "threshold": threshold, "scored_at": _naive(scored_at)}
         )
@@ -202,60 +211,37 @@ def risk_level(score: float) -> str:
 def update_user_risk(store: Store, *, model_version: str, window_days: float, now: datetime) -> int:
     """Rewrite ``user_risk`` from the newest score of every event: risk is the account's highest
     score in the ``window_days`` before the newest scored event (event time, so old log folders
-    work), top reasons those of its three highest events there. Returns the number of accounts."""
-    rows = store.connection.execute(
-        """
+    work), top reasons the distinct reasons of its three highest events there, in score order.
+    One SQL statement: the accounts never pass through Python. Returns the number of accounts."""
+    levels = " ".join(f"WHEN score >= {bound} THEN '{name}'" for bound, name in RISK_LEVELS)
+    store.connection.execute("DELETE FROM user_risk")
+    store.connection.execute(
+        f"""
+INSERT INTO user_risk
 WITH latest AS (
   SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
 ),
 current AS (SELECT s.* FROM scores s JOIN latest USING (score_id) WHERE s.user_key IS NOT NULL),
-horizon AS (SELECT max("@timestamp") - to_microseconds(CAST($window_us AS BIGINT)) AS since FROM current)
-SELECT user_key, arg_max("user.name", "@timestamp"), arg_max("user.domain", "@timestamp"),
-       coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0),
-       coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0),
-       max_by(reasons, score + evidence / 1e6, 3) FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0),
-       max("@timestamp") FILTER (WHERE is_anomaly),
-       count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since),
-       count(*) FILTER (WHERE "@timestamp" > horizon.since)
-FROM current, horizon
-GROUP BY user_key
-""",
-        {"window_us": int(window_days * 86_400_000_000)},
-    ).fetchall()
-    updated_at = _naive(now)
-    records = []
-    for key, name, domain, score, evidence, reason_lists, last_anomaly, anomalies, scored in rows:
-        records.append(
-            (
-                key,
-                name,
-                domain,
-                float(score),
-                float(evidence),
-                risk_level(float(score)),
-                top_reasons(reason_lists or []),
-                last_anomaly,
-                anomalies,
-                scored,
-                model_version,
-                updated_at,
-            )
-        )
-    store.connection.execute("DELETE FROM user_risk")
-    if records:
-        store.connection.executemany(
-            "INSERT INTO user_risk VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", records
-        )
-    return len(records)
-
-
-def top_reasons(reason_lists: Sequence[Sequence[str]], limit: int = 5) -> list[str]:
-    """Distinct reasons in the order of the events' scores, at most ``limit``."""
-    seen: dict[str, None] = {}
-    for reasons in reason_lists:
-        for reason in reasons or []:
-            seen.setdefault(reason, None)
-    return list(seen)[:limit]
+horizon AS (SELECT max("@timestamp") - to_microseconds(CAST($window_us AS BIGINT)) AS since FROM current),
+per_account AS (
+  SELECT user_key, arg_max("user.name", "@timestamp") AS name, arg_max("user.domain", "@timestamp") AS domain,
+         coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0) AS score,
+         coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0) AS evidence,
+         flatten(coalesce(max_by(reasons, score + evidence / 1e6, 3)
+                 FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0), [])) AS reasons,
+         max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly,
+         count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since) AS anomalies,
+         count(*) FILTER (WHERE "@timestamp" > horizon.since) AS scored
+  FROM current, horizon
+  GROUP BY user_key
+)
+SELECT user_key, name, domain, score, evidence, CASE {levels} END,
+       list_filter(reasons, lambda reason, i: list_position(reasons, reason) = i)[1:{TOP_REASONS}],
+       last_anomaly, anomalies, scored, $version, $updated_at
+FROM per_account""",
+        {"window_us": int(window_days * 86_400_000_000), "version": model_version, "updated_at": _naive(now)},
+    )
+    return store.connection.execute("SELECT count(*) FROM user_risk").fetchone()[0]
 
 
 # Reading -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from authml.embedded.feature_reader import EmbeddedFeatureReader
 from authml.embedded.score_views import scenario_labels
-from authml.embedded.scores import read_scores, read_user_risk, risk_level, top_reasons
+from authml.embedded.scores import read_scores, read_user_risk, risk_level
 from authml.embedded.store import Store
 from authml.errors import InputError, NotReadyError
 from authml.score.explain import explain_event, explain_user
@@ -136,9 +136,25 @@ def test_user_risk_is_the_highest_recent_score(project):
     assert top["top_reasons"][: len(best["reasons"])] == best["reasons"][:5]
 
 
-def test_top_reasons_keep_order_and_drop_repeats():
-    assert top_reasons([["a", "b"], ["b", "c"], ["d"]], limit=3) == ["a", "b", "c"]
+def test_risk_levels():
     assert [risk_level(s) for s in (0, 30, 55, 90)] == ["low", "medium", "high", "critical"]
+
+
+def test_top_reasons_keep_score_order_and_drop_repeats(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
+    with Store.open(project_dir, read_only=True) as store:
+        risks = read_user_risk(store)
+        for risk in risks[:10]:
+            rows = read_scores(
+                store,
+                where="user_key = ?",
+                parameters=[risk["user_key"]],
+                order_by="score + evidence / 1e6 DESC",
+                limit=3,
+            )
+            expected = list(dict.fromkeys(r for row in rows for r in row["reasons"]))[:5]
+            assert risk["top_reasons"] == expected
 
 
 def test_injected_attacks_rank_among_the_top_alerts(project):
