@@ -227,7 +227,7 @@ per_account AS (
   SELECT user_key, arg_max("user.name", "@timestamp") AS name, arg_max("user.domain", "@timestamp") AS domain,
          coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0) AS score,
          coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0) AS evidence,
-         flatten(coalesce(max_by(reasons, score + evidence / 1e6, 3)
+         flatten(coalesce(max_by(reasons, {{'score': score, 'evidence': evidence, 'event_id': event_id}}, 3)
                  FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0), [])) AS reasons,
          max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly,
          count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since) AS anomalies,

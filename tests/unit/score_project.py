@@ -32,7 +32,7 @@ def build_project(project_dir: Path, *, users: int = 12, days: int = 8, seed: in
         "--out",
         str(generated),
     )
-    invoke(project_dir, "ingest", str(generated))
+    invoke(project_dir, "ingest", str(generated / "events.ndjson"))
     invoke(project_dir, "features", "build")
     return project_dir
 

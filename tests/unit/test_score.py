@@ -150,7 +150,7 @@ def test_top_reasons_keep_score_order_and_drop_repeats(project):
                 store,
                 where="user_key = ?",
                 parameters=[risk["user_key"]],
-                order_by="score + evidence / 1e6 DESC",
+                order_by="score DESC, evidence DESC, event_id DESC",
                 limit=3,
             )
             expected = list(dict.fromkeys(r for row in rows for r in row["reasons"]))[:5]
