@@ -34,6 +34,8 @@ KINDS = (
 NAME_PATTERN = re.compile(r"^authml-[a-z0-9][a-z0-9_-]*$")
 VERSIONED_NAME = re.compile(r"-v(\d+)$")
 LOCK_FILE_NAME = "assets.lock.json"
+# Folders of es_assets/ that hold no Elasticsearch objects: Kibana saved objects (authml.es.kibana).
+NOT_ES_KINDS = ("kibana",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ def load_catalogue(root: Path | None = None) -> list[Asset]:
     """Every asset, in install order (kind, then name). Unknown folders are an error, so a typo in
     a folder name cannot hide an asset from lint and apply."""
     root = root or assets_dir()
-    known = set(KINDS)
+    known = set(KINDS) | set(NOT_ES_KINDS)
     for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry.name not in known and not entry.name.startswith("."):
             raise AssetError(f"{entry}: unknown asset kind; expected one of {', '.join(KINDS)}")

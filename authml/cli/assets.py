@@ -145,8 +145,25 @@ def plan(es_options, as_json: bool, detailed_exitcode: bool) -> None:
 @assets.command("apply")
 @es_connection_options
 @click.option("--dry-run", is_flag=True, help="Print the steps apply would take, and take none.")
-def apply(es_options, dry_run: bool) -> None:
+@click.option(
+    "--kibana-url",
+    envvar="AUTHML_KIBANA_URL",
+    show_envvar=True,
+    default=None,
+    help="Also import the Kibana saved objects (es_assets/kibana) here, with the same credentials.",
+)
+def apply(es_options, dry_run: bool, kibana_url: str | None) -> None:
     """Install or update every asset in the cluster. Idempotent: a second run changes nothing."""
+    if kibana_url:
+        _apply_es(es_options, dry_run)
+        from authml.cli._kibana import import_kibana_objects
+
+        import_kibana_objects(kibana_url, es_options, dry_run)
+        return
+    _apply_es(es_options, dry_run)
+
+
+def _apply_es(es_options, dry_run: bool) -> None:
     from authml.assets.catalogue import load_catalogue
     from authml.es.apply import apply_plan, plan_steps
     from authml.es.client import cluster_errors, connect

@@ -1,0 +1,148 @@
+"""`authml score`: score the events stored since the last run with the current model."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from authml.es.options import es_connection_options
+
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+@click.command()
+@click.option(
+    "--since",
+    type=click.DateTime(DATE_FORMATS),
+    default=None,
+    help="Score events from this time (UTC) instead of those stored since the last run.",
+)
+@click.option(
+    "--until",
+    type=click.DateTime(DATE_FORMATS),
+    default=None,
+    help="Score events before this time (UTC); with --since, an explicit window.",
+)
+@click.option(
+    "--output",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default=None,
+    help="Also write this run's score records as NDJSON to FILE ('-' for stdout).",
+)
+@click.option(
+    "--risk-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="An account's risk is its highest score in this many days before the newest scored event.",
+)
+@click.option(
+    "--es",
+    "to_elasticsearch",
+    is_flag=True,
+    help="Also write this run's scores and every account's risk to Elasticsearch, then re-execute "
+    "the risk enrich policy.",
+)
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="With --es: also stamp already-indexed events of the scored accounts with their new risk "
+    "(_update_by_query, a rewrite of those events; see docs/investigate.md).",
+)
+@click.option(
+    "--backfill-since",
+    type=click.DateTime(DATE_FORMATS),
+    default=None,
+    help="With --backfill: only events from this time (UTC).",
+)
+@es_connection_options
+@click.pass_obj
+def score(
+    obj: dict,
+    since,
+    until,
+    output,
+    risk_days: float,
+    to_elasticsearch: bool,
+    backfill: bool,
+    backfill_since,
+    es_options,
+) -> None:
+    """Score the events stored since the last scoring run (or --since/--until) with the current
+    model. Scoring the same window again replaces its scores: one row per event and model version.
+    Then the per-account risk is recomputed."""
+    from authml.score.model import load_current_model
+    from authml.score.run import ScoreOptions, run_scoring
+
+    if (backfill or backfill_since) and not to_elasticsearch:
+        raise click.UsageError("--backfill stamps events indexed in Elasticsearch; add --es")
+    project_dir = obj["project_dir"]
+    model = load_current_model(project_dir)
+    echo = (lambda m: click.echo(m, err=True)) if sys.stderr.isatty() else (lambda m: None)
+    outcome = run_scoring(project_dir, model, ScoreOptions(since, until, risk_days), progress=echo)
+    if outcome.events_scored == 0:
+        click.echo("no new events to score since the last run", err=True)
+    else:
+        click.echo(
+            f"scored {outcome.events_scored} events with model {outcome.model_version}: "
+            f"{outcome.anomalies} at or above the threshold {outcome.threshold:.1f}; "
+            f"risk updated for {outcome.accounts} accounts",
+            err=output is not None and output.name == "-",
+        )
+    if output is not None:
+        write_ndjson(project_dir, outcome.event_ids, outcome.model_version, output)
+    if to_elasticsearch and outcome.events_scored:
+        send_to_elasticsearch(project_dir, outcome, es_options, backfill, backfill_since)
+
+
+def send_to_elasticsearch(project_dir, outcome, es_options, backfill: bool, backfill_since) -> None:
+    from datetime import UTC, datetime
+
+    from authml.embedded.scores import read_scores, read_user_risk
+    from authml.embedded.store import Store
+    from authml.es.client import cluster_errors, connect
+    from authml.es.writeback import write_back
+
+    with Store.open(project_dir, read_only=True) as store:
+        rows = read_scores(
+            store,
+            where="model_version = ? AND event_id IN (SELECT unnest(?::VARCHAR[]))",
+            parameters=[outcome.model_version, outcome.event_ids],
+        )
+        risks = read_user_risk(store)
+    run_time = min((r["updated_at"] for r in risks), default=datetime.now(UTC))
+    client = connect(es_options)
+    with cluster_errors(es_options, "writing scores back"):
+        result = write_back(
+            client,
+            rows,
+            risks,
+            run_time=run_time,
+            backfill=backfill,
+            backfill_since=backfill_since,
+            echo=lambda m: click.echo(m, err=True),
+        )
+    click.echo(
+        f"Elasticsearch: {result.scores_indexed} scores, {result.accounts_indexed} accounts, "
+        f"enrich policy {result.policy_executed} executed"
+        + (f"; backfill task {result.backfill_task}" if result.backfill_task else "")
+    )
+
+
+def write_ndjson(project_dir, event_ids: list[str], model_version: str, output) -> None:
+    import orjson
+
+    from authml.embedded.scores import read_scores
+    from authml.embedded.store import Store
+    from authml.score.records import score_record
+
+    with Store.open(project_dir, read_only=True) as store:
+        rows = read_scores(
+            store,
+            where="model_version = ? AND event_id IN (SELECT unnest(?::VARCHAR[]))",
+            parameters=[model_version, event_ids],
+        )
+    for row in rows:
+        output.write(orjson.dumps(score_record(row)).decode() + "\n")
+    output.flush()

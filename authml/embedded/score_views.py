@@ -1,0 +1,148 @@
+"""Read-only queries over the scores, risk and events tables for `authml explain` and
+`authml report`: plain rows and numbers, no presentation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from authml.embedded.duck import fetch_dicts
+from authml.embedded.store import Store
+
+TOP_VALUES = 5
+
+
+def _codes_sql(codes: list[str]) -> str:
+    return ", ".join("'" + c.replace("'", "''") + "'" for c in codes)
+
+
+def _local_hour(time_zone: str) -> str:
+    zone = time_zone.replace("'", "''")
+    return f"hour(timezone('{zone}', timezone('UTC', \"@timestamp\")))"
+
+
+def event_document(store: Store, event_id: str) -> dict[str, Any] | None:
+    row = store.connection.execute("SELECT document FROM events WHERE _id = ?", [event_id]).fetchone()
+    return orjson.loads(row[0]) if row else None
+
+
+def account_baseline(
+    store: Store, user_name: str, *, before: datetime | None, codes: list[str], time_zone: str
+) -> dict[str, Any]:
+    """The account's authentication history before ``before``: events and failures, events per
+    local hour of day, and its most frequent source IPs, hosts and logon types with counts."""
+    condition = f'lower("user.name") = lower(?) AND "event.code" IN ({_codes_sql(codes)})'
+    parameters: list[Any] = [user_name]
+    if before is not None:
+        condition += ' AND "@timestamp" < ?'
+        parameters.append(before)
+    connection = store.connection
+    events, failures, first, last = connection.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE \"event.outcome\" = 'failure'), "
+        f'min("@timestamp"), max("@timestamp") FROM events WHERE {condition}',
+        parameters,
+    ).fetchone()
+    hours = [0] * 24
+    for hour, count in connection.execute(
+        f"SELECT {_local_hour(time_zone)}, count(*) FROM events WHERE {condition} GROUP BY 1", parameters
+    ).fetchall():
+        hours[int(hour)] = int(count)
+
+    def top(expression: str) -> list[tuple[str, int]]:
+        return [
+            (str(value), int(count))
+            for value, count in connection.execute(
+                f"SELECT {expression} AS v, count(*) AS n FROM events WHERE {condition} AND {expression} "
+                f"IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}",
+                parameters,
+            ).fetchall()
+        ]
+
+    def distinct(expression: str) -> int:
+        return connection.execute(
+            f"SELECT count(DISTINCT {expression}) FROM events WHERE {condition}", parameters
+        ).fetchone()[0]
+
+    return {
+        "user": user_name,
+        "before": before,
+        "events": events,
+        "failures": failures,
+        "first_seen": first,
+        "last_seen": last,
+        "hours": hours,
+        "source_ips": top('"source.ip"'),
+        "source_ip_count": distinct('"source.ip"'),
+        "hosts": top('"host.name"'),
+        "host_count": distinct('"host.name"'),
+        "logon_types": top('coalesce("winlog.logon.type", "winlog.event_data.LogonType")'),
+        "event_codes": top('"event.code"'),
+    }
+
+
+def anomalies_per_day(store: Store) -> list[dict[str, Any]]:
+    """Per day of event time: events scored, anomalies, highest score (newest score per event)."""
+    return fetch_dicts(
+        store.connection,
+        f"""SELECT date_trunc('day', "@timestamp") AS day, count(*) AS events,
+       count(*) FILTER (WHERE is_anomaly) AS anomalies, max(score) AS max_score
+FROM ({latest_scores_sql()}) GROUP BY 1 ORDER BY 1""",
+    )
+
+
+def latest_scores_sql() -> str:
+    """Every event's newest score row (an event scored by several model versions counts once)."""
+    return """SELECT s.* FROM scores s JOIN (
+  SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
+) latest USING (score_id)"""
+
+
+def top_anomalies(store: Store, limit: int) -> list[dict[str, Any]]:
+    from authml.embedded.scores import read_scores
+
+    return read_scores(
+        store,
+        where=f"score_id IN (SELECT score_id FROM ({latest_scores_sql()}))",
+        order_by="score DESC, evidence DESC, event_id",
+        limit=limit,
+    )
+
+
+def hour_of_day_by_weekday(store: Store, user_name: str, time_zone: str) -> list[list[int]]:
+    """7 x 24 counts of the account's scored events: Monday first, local hours."""
+    zone = time_zone.replace("'", "''")
+    local = f"timezone('{zone}', timezone('UTC', \"@timestamp\"))"
+    grid = [[0] * 24 for _ in range(7)]
+    for dow, hour, count in store.connection.execute(
+        f"SELECT isodow({local}) - 1, hour({local}), count(*) FROM ({latest_scores_sql()}) "
+        'WHERE lower("user.name") = lower(?) GROUP BY 1, 2',
+        [user_name],
+    ).fetchall():
+        grid[int(dow)][int(hour)] = int(count)
+    return grid
+
+
+def sources_by_failures(store: Store, codes: list[str], limit: int) -> list[dict[str, Any]]:
+    """Source IPs with the most failed authentications, and how many accounts they touched."""
+    return fetch_dicts(
+        store.connection,
+        f"""SELECT "source.ip" AS source_ip,
+       count(*) FILTER (WHERE "event.outcome" = 'failure') AS failures,
+       count(DISTINCT "user.name") AS accounts,
+       count(DISTINCT "user.name") FILTER (WHERE "event.outcome" = 'failure') AS failed_accounts,
+       count(*) AS events
+FROM events WHERE "source.ip" IS NOT NULL AND "event.code" IN ({_codes_sql(codes)})
+GROUP BY 1 HAVING failures > 0 ORDER BY failures DESC, accounts DESC, 1 LIMIT {int(limit)}""",
+    )
+
+
+def scenario_labels(store: Store, event_ids: list[str]) -> dict[str, str]:
+    """The generator's scenario label of each event that has one (``labels.authml_scenario``)."""
+    rows = store.connection.execute(
+        "SELECT _id, document->>'$.labels.authml_scenario' FROM events "
+        "WHERE _id IN (SELECT unnest(?::VARCHAR[])) AND document->>'$.labels.authml_scenario' IS NOT NULL",
+        [event_ids],
+    ).fetchall()
+    return dict(rows)

@@ -1,0 +1,295 @@
+"""The scores and per-account risk tables of the embedded store.
+
+``scores`` holds one row per (event, model version): ``score_id`` is ``<event id>:<model version>``,
+so scoring the same window again with the same model replaces rows instead of adding any. The ECS
+identity of each row is copied from the ``events`` table inside the same INSERT, by event id.
+``user_risk`` is recomputed from ``scores`` after every run. ``score_checkpoints`` remembers the
+newest ``event.ingested`` already scored, which is what "events since the last run" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from authml.embedded.duck import fetch_dicts
+from authml.embedded.schema import quote
+from authml.embedded.store import Store
+from authml.score.records import IDENTITY_FIELDS
+
+SCORES_DDL = (
+    f"""CREATE TABLE IF NOT EXISTS scores (
+  score_id VARCHAR NOT NULL,
+  event_id VARCHAR NOT NULL,
+  {quote("@timestamp")} TIMESTAMP,
+  {", ".join(f"{quote(f)} VARCHAR" for f in IDENTITY_FIELDS[1:])},
+  user_key VARCHAR,
+  score DOUBLE NOT NULL,
+  evidence DOUBLE NOT NULL,
+  detector_scores JSON NOT NULL,
+  reasons VARCHAR[] NOT NULL,
+  is_anomaly BOOLEAN NOT NULL,
+  threshold DOUBLE NOT NULL,
+  model_version VARCHAR NOT NULL,
+  scored_at TIMESTAMP NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS user_risk (
+  user_key VARCHAR PRIMARY KEY,
+  "user.name" VARCHAR,
+  "user.domain" VARCHAR,
+  score DOUBLE NOT NULL,
+  evidence DOUBLE NOT NULL,
+  level VARCHAR NOT NULL,
+  top_reasons VARCHAR[] NOT NULL,
+  last_anomaly TIMESTAMP,
+  anomalies BIGINT NOT NULL,
+  events_scored BIGINT NOT NULL,
+  model_version VARCHAR NOT NULL,
+  updated_at TIMESTAMP NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS score_checkpoints (
+  name VARCHAR PRIMARY KEY,
+  ingested_upper TIMESTAMP NOT NULL,
+  model_version VARCHAR NOT NULL,
+  recorded_at TIMESTAMP NOT NULL
+)""",
+)
+CHECKPOINT_NAME = "default"
+
+# Risk levels by the account's current score (the combined 0-100 scale): 50 is about one training
+# event in a thousand, 75 one in thirty thousand.
+RISK_LEVELS = ((75.0, "critical"), (50.0, "high"), (25.0, "medium"), (0.0, "low"))
+TOP_REASONS = 5
+
+
+def create_score_tables(store: Store) -> None:
+    for ddl in SCORES_DDL:
+        store.connection.execute(ddl)
+
+
+def has_score_tables(store: Store) -> bool:
+    (count,) = store.connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'"
+    ).fetchone()
+    return count > 0
+
+
+@dataclass(slots=True)
+class ScoreBatch:
+    """Scores of some events by one model: arrays in the same row order."""
+
+    event_ids: Sequence[str]
+    scores: Sequence[float]
+    detector_scores: dict[str, Sequence[float]]  # detector name -> one value per event
+    reasons: Sequence[list[str]]
+
+
+def write_scores(
+    store: Store, batch: ScoreBatch, *, model_version: str, threshold: float, scored_at: datetime
+) -> int:
+    """Replace the batch's rows (identity read from ``events``); returns rows written. Call it
+    inside ``store.transaction()`` so the delete and the insert commit together."""
+    if not len(batch.event_ids):
+        return 0
+    detectors = sorted(batch.detector_scores)
+    arrays = {
+        "event_id": pa.array(list(batch.event_ids), pa.string()),
+        "score": pa.array(list(batch.scores), pa.float64()),
+        "reasons": pa.array([list(r) for r in batch.reasons], pa.list_(pa.string())),
+    }
+    for index, name in enumerate(detectors):
+        arrays[f"d{index}"] = pa.array(list(batch.detector_scores[name]), pa.float64())
+    # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
+    # (and accounts) that all reach 100.
+    evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
+    detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
+    identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
+    user_key = (
+        'coalesce(e."authml.user_key", CASE WHEN nullif(trim(e."user.domain"), \'\') IS NOT NULL '
+        "AND trim(e.\"user.domain\") <> '-' THEN lower(trim(e.\"user.domain\")) || '\\' || "
+        'lower(trim(e."user.name")) ELSE lower(trim(e."user.name")) END)'
+    )
+    # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
+    # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
+    # transaction keeps one row per score_id.
+    delete = (
+        "DELETE FROM scores WHERE score_id IN (SELECT event_id || ':' || $version FROM authml_score_batch)"
+    )
+    sql = f"""INSERT INTO scores
+SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
+       b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
+       $version, $scored_at
+FROM authml_score_batch b JOIN events e ON e._id = b.event_id"""
+    store.connection.register("authml_score_batch", pa.table(arrays))
+    try:
+        store.connection.execute(delete, {"version": model_version})
+        store.connection.execute(
+            sql, {"version": model_version, "threshold": threshold, "scored_at": _naive(scored_at)}
+        )
+    finally:
+        store.connection.unregister("authml_score_batch")
+    return len(batch.event_ids)
+
+
+def _naive(moment: datetime) -> datetime:
+    """DuckDB TIMESTAMP columns hold naive UTC."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# Checkpoints and pending events --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Events stored since the last scoring run: how many, their @timestamp span, and the newest
+    ``event.ingested`` (the next checkpoint)."""
+
+    events: int
+    first: datetime | None
+    last: datetime | None
+    ingested_upper: datetime | None
+
+
+def read_checkpoint(store: Store) -> datetime | None:
+    if not has_score_tables(store):
+        return None
+    row = store.connection.execute(
+        "SELECT ingested_upper FROM score_checkpoints WHERE name = ?", [CHECKPOINT_NAME]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def write_checkpoint(store: Store, ingested_upper: datetime, model_version: str, now: datetime) -> None:
+    store.connection.execute(
+        "INSERT OR REPLACE INTO score_checkpoints VALUES (?, ?, ?, ?)",
+        [CHECKPOINT_NAME, _naive(ingested_upper), model_version, _naive(now)],
+    )
+
+
+def pending_events(store: Store, after: datetime | None, codes: Sequence[str]) -> Pending:
+    """The scoreable events (an account, a time, an authentication code) ingested after ``after``."""
+    code_list = ", ".join("'" + c.replace("'", "''") + "'" for c in codes)
+    condition = '"event.ingested" > ?' if after is not None else "true"
+    count, first, last, upper = store.connection.execute(
+        f'SELECT count(*), min("@timestamp"), max("@timestamp"), max("event.ingested") FROM events '
+        f'WHERE {condition} AND "user.name" IS NOT NULL AND "@timestamp" IS NOT NULL '
+        f'AND "event.code" IN ({code_list})',
+        [_naive(after)] if after is not None else [],
+    ).fetchone()
+    return Pending(count, first, last, upper)
+
+
+def newest_ingested(store: Store) -> datetime | None:
+    return store.connection.execute('SELECT max("event.ingested") FROM events').fetchone()[0]
+
+
+def features_lag(store: Store) -> datetime | None:
+    """The oldest feature checkpoint when it is behind the newest stored event, else None."""
+    exists = store.connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'feature_checkpoints'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    (oldest,) = store.connection.execute("SELECT min(sync_upper) FROM feature_checkpoints").fetchone()
+    newest = newest_ingested(store)
+    if oldest is not None and newest is not None and newest > oldest:
+        return oldest
+    return None
+
+
+# Per-account risk ---------------------------------------------------------------------------
+
+
+def risk_level(score: float) -> str:
+    return next(name for bound, name in RISK_LEVELS if score >= bound)
+
+
+def update_user_risk(store: Store, *, model_version: str, window_days: float, now: datetime) -> int:
+    """Rewrite ``user_risk`` from the newest score of every event: risk is the account's highest
+    score in the ``window_days`` before the newest scored event (event time, so old log folders
+    work), top reasons the distinct reasons of its three highest events there, in score order.
+    One SQL statement: the accounts never pass through Python. Returns the number of accounts."""
+    levels = " ".join(f"WHEN score >= {bound} THEN '{name}'" for bound, name in RISK_LEVELS)
+    store.connection.execute("DELETE FROM user_risk")
+    store.connection.execute(
+        f"""
+INSERT INTO user_risk
+WITH latest AS (
+  SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
+),
+current AS (SELECT s.* FROM scores s JOIN latest USING (score_id) WHERE s.user_key IS NOT NULL),
+horizon AS (SELECT max("@timestamp") - to_microseconds(CAST($window_us AS BIGINT)) AS since FROM current),
+per_account AS (
+  SELECT user_key, arg_max("user.name", "@timestamp") AS name, arg_max("user.domain", "@timestamp") AS domain,
+         coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0) AS score,
+         coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0) AS evidence,
+         flatten(coalesce(max_by(reasons, {{'score': score, 'evidence': evidence, 'event_id': event_id}}, 3)
+                 FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0), [])) AS reasons,
+         max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly,
+         count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since) AS anomalies,
+         count(*) FILTER (WHERE "@timestamp" > horizon.since) AS scored
+  FROM current, horizon
+  GROUP BY user_key
+)
+SELECT user_key, name, domain, score, evidence, CASE {levels} END,
+       list_filter(reasons, lambda reason, i: list_position(reasons, reason) = i)[1:{TOP_REASONS}],
+       last_anomaly, anomalies, scored, $version, $updated_at
+FROM per_account""",
+        {"window_us": int(window_days * 86_400_000_000), "version": model_version, "updated_at": _naive(now)},
+    )
+    return store.connection.execute("SELECT count(*) FROM user_risk").fetchone()[0]
+
+
+# Reading -------------------------------------------------------------------------------------
+
+SCORE_COLUMNS = (
+    "score_id",
+    "event_id",
+    *IDENTITY_FIELDS,
+    "user_key",
+    "score",
+    "evidence",
+    "detector_scores",
+    "reasons",
+    "is_anomaly",
+    "threshold",
+    "model_version",
+    "scored_at",
+)
+
+
+def read_scores(
+    store: Store,
+    *,
+    where: str = "true",
+    parameters: list[Any] | None = None,
+    order_by: str = '"@timestamp", event_id',
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Score rows as dicts (``detector_scores`` decoded); ``where`` is SQL over the scores table."""
+    import json
+
+    columns = ", ".join(quote(c) for c in SCORE_COLUMNS)
+    sql = f"SELECT {columns} FROM scores WHERE {where} ORDER BY {order_by}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = fetch_dicts(store.connection, sql, parameters)
+    for row in rows:
+        row["detector_scores"] = json.loads(row["detector_scores"])
+    return rows
+
+
+def read_user_risk(store: Store, *, limit: int | None = None, user: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM user_risk"
+    parameters: list[Any] = []
+    if user is not None:
+        sql += ' WHERE user_key = lower(?) OR lower("user.name") = lower(?)'
+        parameters = [user, user]
+    sql += " ORDER BY score DESC, evidence DESC, user_key"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return fetch_dicts(store.connection, sql, parameters)

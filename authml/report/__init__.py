@@ -1,0 +1,1 @@
+"""`authml report`: one self-contained HTML file with the investigation views."""

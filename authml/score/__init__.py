@@ -1,0 +1,1 @@
+"""Scoring events with the current model, and what an analyst reads about the results."""

@@ -1,0 +1,213 @@
+"""Scoring in embedded mode: idempotent upserts, checkpoints, records, per-account risk, explain."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from authml.embedded.feature_reader import EmbeddedFeatureReader
+from authml.embedded.score_views import scenario_labels
+from authml.embedded.scores import read_scores, read_user_risk, risk_level
+from authml.embedded.store import Store
+from authml.errors import InputError, NotReadyError
+from authml.score.explain import explain_event, explain_user
+from authml.score.records import IDENTITY_FIELDS, score_record
+from authml.score.run import ScoreOptions, run_scoring
+from authml.train.feature_sql import FeatureWindow
+from tests.unit.score_project import build_project, copy_project, fitted_model
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    project = build_project(tmp_path_factory.mktemp("score") / "project")
+    return project, fitted_model(project)
+
+
+@pytest.fixture
+def project(built, tmp_path):
+    source, model = built
+    return copy_project(source, tmp_path / "project"), model
+
+
+def _scores(project_dir):
+    with Store.open(project_dir, read_only=True) as store:
+        return read_scores(store)
+
+
+def test_same_window_twice_gives_same_scores_and_no_duplicates(project):
+    project_dir, model = project
+    window = ScoreOptions(since=datetime(2025, 11, 3), until=datetime(2025, 11, 20))
+    first = run_scoring(project_dir, model, window)
+    before = {r["score_id"]: (r["score"], r["reasons"], r["detector_scores"]) for r in _scores(project_dir)}
+    second = run_scoring(project_dir, model, window)
+    after = _scores(project_dir)
+    assert first.events_scored == second.events_scored == len(before) > 1000
+    assert len(after) == len(before) == len({r["event_id"] for r in after})
+    assert {r["score_id"]: (r["score"], r["reasons"], r["detector_scores"]) for r in after} == before
+    assert all(r["score_id"] == f"{r['event_id']}:test-model-1" for r in after)
+
+
+def test_checkpoint_scores_only_what_arrived_since_the_last_run(project):
+    project_dir, model = project
+    first = run_scoring(project_dir, model, ScoreOptions())
+    again = run_scoring(project_dir, model, ScoreOptions())
+    assert first.events_scored > 1000 and first.mode == "checkpoint"
+    assert again.events_scored == 0
+    with Store.open(project_dir) as store:
+        store.connection.execute(
+            """UPDATE events SET "event.ingested" = "event.ingested" + INTERVAL 1 DAY
+               WHERE _id IN (SELECT _id FROM events WHERE "event.code" IN ('4624', '4625')
+                             AND "user.name" IS NOT NULL ORDER BY "@timestamp" DESC LIMIT 5)"""
+        )
+        store.connection.execute("UPDATE feature_checkpoints SET sync_upper = sync_upper + INTERVAL 1 DAY")
+    later = run_scoring(project_dir, model, ScoreOptions())
+    assert 5 <= later.events_scored < first.events_scored
+    assert len(_scores(project_dir)) == first.events_scored
+
+
+def test_scoring_refuses_when_features_are_behind_the_events(project):
+    project_dir, model = project
+    with Store.open(project_dir) as store:
+        store.connection.execute("UPDATE feature_checkpoints SET sync_upper = sync_upper - INTERVAL 1 HOUR")
+    with pytest.raises(NotReadyError, match="authml features build"):
+        run_scoring(project_dir, model, ScoreOptions())
+
+
+def test_adapter_agrees_with_the_detector(built):
+    project_dir, model = built
+    with EmbeddedFeatureReader.open(project_dir) as reader:
+        frame = reader.read_events(FeatureWindow())
+    scored = model.score(frame)
+    np.testing.assert_allclose(scored.scores, model.detector.score(frame))
+    np.testing.assert_allclose(scored.detector_scores["rarity"], model.detector.rarity.score(frame))
+    assert set(scored.detector_scores) == {"rarity", *model.detector.parts}
+    top = int(np.argmax(scored.scores))
+    assert scored.reasons[top] and all(scored.reasons[top])
+    assert not any(scored.reasons[i] for i in np.flatnonzero(scored.contributions.max(axis=1) == 0))
+
+
+def test_record_holds_exactly_the_listed_fields(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions())
+    row = max(_scores(project_dir), key=lambda r: r["score"])
+    record = json.loads(json.dumps(score_record(row)))
+    flat = set()
+
+    def walk(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict) and key != "detector_scores":
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat.add(prefix + key)
+
+    walk(record)
+    authml = {
+        "authml.event_id",
+        "authml.score",
+        "authml.detector_scores",
+        "authml.reasons",
+        "authml.model_version",
+    }
+    assert authml <= flat and flat - authml <= set(IDENTITY_FIELDS)
+    assert {"@timestamp", "user.name", "event.code", "winlog.record_id"} <= flat
+    assert record["@timestamp"].endswith("Z") and record["authml"]["reasons"] == row["reasons"]
+    row_without_source_id = {**row, "event.id": None}
+    assert "id" not in score_record(row_without_source_id)["event"]
+
+
+def test_user_risk_is_the_highest_recent_score(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
+    rows = _scores(project_dir)
+    with Store.open(project_dir, read_only=True) as store:
+        risks = read_user_risk(store)
+    assert risks and risks == sorted(risks, key=lambda r: (-r["score"], -r["evidence"], r["user_key"]))
+    top = risks[0]
+    own = [r for r in rows if r["user_key"] == top["user_key"]]
+    assert top["score"] == pytest.approx(max(r["score"] for r in own))
+    assert top["level"] == risk_level(top["score"])
+    assert top["anomalies"] == sum(r["is_anomaly"] for r in own)
+    best = max(own, key=lambda r: r["score"])
+    assert top["top_reasons"][: len(best["reasons"])] == best["reasons"][:5]
+
+
+def test_risk_levels():
+    assert [risk_level(s) for s in (0, 30, 55, 90)] == ["low", "medium", "high", "critical"]
+
+
+def test_top_reasons_keep_score_order_and_drop_repeats(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
+    with Store.open(project_dir, read_only=True) as store:
+        risks = read_user_risk(store)
+        for risk in risks[:10]:
+            rows = read_scores(
+                store,
+                where="user_key = ?",
+                parameters=[risk["user_key"]],
+                order_by="score DESC, evidence DESC, event_id DESC",
+                limit=3,
+            )
+            expected = list(dict.fromkeys(r for row in rows for r in row["reasons"]))[:5]
+            assert risk["top_reasons"] == expected
+
+
+def test_injected_attacks_rank_among_the_top_alerts(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions())
+    top = sorted(_scores(project_dir), key=lambda r: -r["score"])[:20]
+    with Store.open(project_dir, read_only=True) as store:
+        labels = scenario_labels(store, [r["event_id"] for r in top])
+    assert len(labels) >= 5, labels
+
+
+def test_explain_event_and_user(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions())
+    row = max(_scores(project_dir), key=lambda r: r["score"])
+    with Store.open(project_dir, read_only=True) as store:
+        document, lines = explain_event(store, row["event_id"])
+        text = "\n".join(lines)
+        assert row["reasons"] and all(reason in text for reason in row["reasons"])
+        assert "usual hours (UTC):" in text and f"baseline of {row['user.name']}" in text
+        assert document["event"]["event.code"] == row["event.code"]
+        assert document["baseline"]["before"] == row["@timestamp"]
+        user_document, user_lines = explain_user(store, row["user.name"])
+        assert user_document["events"][0]["event_id"] == row["event_id"]
+        assert "source IPs:" in "\n".join(user_lines)
+        with pytest.raises(InputError, match="no event with id"):
+            explain_event(store, "not-an-id")
+        with pytest.raises(InputError, match="no scored account"):
+            explain_user(store, "nobody-here")
+
+
+def test_evidence_orders_events_that_reach_the_cap(project):
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions())
+    rows = _scores(project_dir)
+    for row in rows:
+        assert row["evidence"] == pytest.approx(sum(row["detector_scores"].values()))
+    capped = [r for r in rows if r["score"] >= 100.0]
+    with Store.open(project_dir, read_only=True) as store:
+        from authml.embedded.score_views import top_anomalies
+
+        top = top_anomalies(store, max(len(capped), 1))
+    if capped:
+        assert [r["evidence"] for r in top] == sorted((r["evidence"] for r in capped), reverse=True)
+
+
+def test_cli_usage_errors_say_what_to_do(tmp_path):
+    from click.testing import CliRunner
+
+    from authml.cli import cli
+
+    runner = CliRunner()
+    backfill = runner.invoke(cli, ["--project-dir", str(tmp_path), "score", "--backfill"])
+    assert backfill.exit_code == 2 and "add --es" in backfill.output
+    neither = runner.invoke(cli, ["--project-dir", str(tmp_path), "explain"])
+    assert neither.exit_code == 2 and "EVENT_ID or --user" in neither.output
