@@ -49,12 +49,15 @@ def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def user_key(name: str | None, domain: str | None) -> str | None:
-    """authml.user_key: one spelling per account, ``domain\\name`` in lower case (``name`` alone
-    without a domain). The ingest pipeline computes the same string."""
+def user_key(name: str | None, domain: str | None = None) -> str | None:
+    """authml.user_key: one spelling per account, the account name stripped and in lower case.
+
+    The domain is deliberately not part of the key: Windows names the same account with its NetBIOS
+    domain on logons (CORP), its DNS domain on Kerberos tickets (corp.example.com) and no domain at
+    all on 4771 and 4776, so a key with the domain would split one account into three. In a forest
+    where two domains hold the same account name, those accounts share a key. ``domain`` is accepted
+    so callers can pass what they have. The ingest pipeline computes the same string."""
     if not name:
         return None
-    name = name.strip().lower()
-    if domain and domain.strip() and domain.strip() != "-":
-        return f"{domain.strip().lower()}\\{name}"
-    return name
+    key = name.strip().lower()
+    return key or None

@@ -108,11 +108,8 @@ def write_scores(
     evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
     detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
     identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
-    user_key = (
-        'coalesce(e."authml.user_key", CASE WHEN nullif(trim(e."user.domain"), \'\') IS NOT NULL '
-        "AND trim(e.\"user.domain\") <> '-' THEN lower(trim(e.\"user.domain\")) || '\\' || "
-        'lower(trim(e."user.name")) ELSE lower(trim(e."user.name")) END)'
-    )
+    # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
+    user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
     # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
     # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
     # transaction keeps one row per score_id.

@@ -133,9 +133,9 @@ def test_transform_preview_equals_the_embedded_engine(applied, transform):
 def test_enrich_policy_stamps_a_new_raw_event(applied):
     applied.index(
         index="authml-user-risk",
-        id="corp\\alice",
+        id="alice",
         document={
-            "user_key": "corp\\alice",
+            "user_key": "alice",
             "score": 0.93,
             "level": "high",
             "updated_at": "2024-03-04T12:00:00Z",

@@ -41,4 +41,4 @@ def test_resending_a_file_stores_nothing_twice_and_bad_lines_are_dead_lettered(t
     assert len(hits) == 1
     # The pipeline computed the same id the client sent as _id.
     assert hits[0]["_source"]["authml"]["event_id"] == hits[0]["_id"]
-    assert hits[0]["_source"]["authml"]["user_key"] == "corp\\user3"
+    assert hits[0]["_source"]["authml"]["user_key"] == "user3"

@@ -92,7 +92,7 @@ def test_authml_fields_are_added_and_nothing_is_overwritten(tmp_path, project_di
     (document,) = store_rows(project_dir, "SELECT document FROM events")[0]
     stored = json.loads(document)
     assert stored["authml"]["source_ingested"] == "2024-12-31T00:00:00Z"
-    assert stored["authml"]["user_key"] == "corp\\alice"
+    assert stored["authml"]["user_key"] == "alice"
     assert stored["user"]["name"] == "Alice"
     assert stored["event"]["ingested"] != "2024-12-31T00:00:00Z"
     (user, ts) = store_rows(project_dir, 'SELECT "user.name", "@timestamp" FROM events')[0]

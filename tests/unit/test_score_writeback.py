@@ -29,7 +29,7 @@ ROW = {
     "event_id": "ev-1",
     "@timestamp": datetime(2025, 11, 21, 9, 35, 30, 669000),
     "user.name": "alice",
-    "user_key": "corp\\alice",
+    "user_key": "alice",
     "score": 71.055866,
     "detector_scores": {"rarity": 18.27, "clusters": 1.0, "autoencoder": 1.4},
     "reasons": ["first logon from 10.9.9.9 for alice"],
@@ -39,7 +39,7 @@ ROW = {
     "scored_at": datetime(2025, 11, 22),
 }
 RISK = {
-    "user_key": "corp\\alice",
+    "user_key": "alice",
     "score": 71.05,
     "level": "high",
     "top_reasons": ["first logon from 10.9.9.9 for alice"],
@@ -74,7 +74,7 @@ def test_score_documents_fit_the_strict_scores_template_under_the_event_id():
 
 def test_risk_documents_fit_the_risk_template_and_the_policy_copies_existing_fields():
     action, document = risk_actions([RISK])
-    assert action["index"]["_id"] == "corp\\alice"
+    assert action["index"]["_id"] == "alice"
     fields = _template_fields("authml-user-risk")
     assert set(document) <= fields
     policy = load_asset("enrich_policies", current_risk_policy())["match"]
@@ -88,13 +88,13 @@ def test_the_policy_to_execute_is_the_one_the_pipeline_names():
 
 
 def test_backfill_runs_only_the_enrich_processor_over_the_accounts_events():
-    put, update = backfill_requests(["corp\\alice"], since=datetime(2025, 11, 1))
+    put, update = backfill_requests(["alice"], since=datetime(2025, 11, 1))
     assert put.path == f"/_ingest/pipeline/{BACKFILL_PIPELINE}"
     (processor,) = backfill_pipeline_body()["processors"]
     assert processor["enrich"]["policy_name"] == current_risk_policy()
     assert update.params["pipeline"] == BACKFILL_PIPELINE and update.params["wait_for_completion"] == "false"
     filters = update.body["query"]["bool"]["filter"]
-    assert {"terms": {"authml.user_key": ["corp\\alice"]}} in filters
+    assert {"terms": {"authml.user_key": ["alice"]}} in filters
     assert filters[1]["range"]["@timestamp"]["gte"].startswith("2025-11-01")
 
 
