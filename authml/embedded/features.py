@@ -158,6 +158,7 @@ class _Plan:
     table: str
     bounded: str  # every event up to the new checkpoint
     window: str | None  # the events an incremental run reads; None for a full build
+    check_range: str  # a plain sync-field range covering what the build reads
 
 
 def build_features(
@@ -200,24 +201,29 @@ def _plan(connection, definition: FeatureDefinition, upper: datetime | None, ful
         and _table_exists(connection, definition.dest_index)
     )
     bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
-    window = None
+    window, check_range = None, bounded
     if incremental:
+        check_range = f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded}"
         window = (
-            f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded} AND _id NOT IN "
+            f"{check_range} AND _id NOT IN "
             f"(SELECT _id FROM feature_checkpoint_tail WHERE transform_id = {sql_string(definition.transform_id)})"
         )
-    return _Plan(definition, pivot, catalog, quote(definition.dest_index), bounded, window)
+    return _Plan(definition, pivot, catalog, quote(definition.dest_index), bounded, window, check_range)
 
 
 def _check_single_values(connection, plans: list[_Plan]) -> None:
-    """One pass over the events any plan reads, for arrays in any field a transform reads."""
-    scopes = [f"(({p.pivot.where_sql}) AND {p.window or p.bounded})" for p in plans]
-    if not scopes:
+    """One pass over the events the builds read, for arrays in the fields the transforms read.
+    Incremental builds read only their window (a range on the sync field)."""
+    if not plans:
         return
-    typed = set().union(*(p.catalog.typed_used for p in plans))
-    document = set().union(*(p.catalog.document_used for p in plans))
-    readers = ", ".join(p.definition.transform_id for p in plans)
-    reject_multi_valued(connection, readers, typed, document, " OR ".join(scopes))
+    scopes = sorted({f"(({p.pivot.where_sql}) AND {p.check_range})" for p in plans})
+    reject_multi_valued(
+        connection,
+        ", ".join(p.definition.transform_id for p in plans),
+        set().union(*(p.catalog.typed_used for p in plans)),
+        set().union(*(p.catalog.document_used for p in plans)),
+        " OR ".join(scopes),
+    )
 
 
 def _execute(store: Store, plan: _Plan, upper: datetime | None) -> BuildResult:
