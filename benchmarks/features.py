@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,17 +57,23 @@ def step_ingest(store_dir: str, events: str) -> dict:
 
 def step_bulk_load(store_dir: str, events: str) -> dict:
     """Fills the events table straight from NDJSON with DuckDB: the typed columns ingest would
-    fill, event.ingested = load time. Not the ingest path; used where ingest would take hours."""
+    fill. Not the ingest path; used where ingest would take hours. event.ingested rises with the
+    event time (shifted to end at the load), as when a shipper streams events as they happen."""
     from authml.embedded.schema import event_columns, quote
     from authml.embedded.store import Store
 
     started = time.perf_counter()
     with Store.open(Path(store_dir), create=True) as store:
         store.connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        latest = store.connection.execute(
+            f"SELECT max(TRY_CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP)) FROM read_ndjson_objects('{events}')"
+        ).fetchone()[0]
+        shift_ms = int((datetime.now(UTC).replace(tzinfo=None) - latest).total_seconds() * 1000)
         columns = []
         for column in event_columns():
             if column.field == "event.ingested":
-                columns.append("CAST(now() AS TIMESTAMP)")
+                ingest_time = "TRY_CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP)"
+                columns.append(f"{ingest_time} + to_milliseconds({shift_ms})")
                 continue
             path = "$." + ".".join(f'"{p}"' for p in column.field.split("."))
             columns.append(f"TRY_CAST(json_extract_string(json, '{path}') AS {column.sql_type})")
