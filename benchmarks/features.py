@@ -64,25 +64,31 @@ def step_bulk_load(store_dir: str, events: str) -> dict:
 
     started = time.perf_counter()
     with Store.open(Path(store_dir), create=True) as store:
-        store.connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-        latest = store.connection.execute(
-            f"SELECT max(TRY_CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP)) FROM read_ndjson_objects('{events}')"
-        ).fetchone()[0]
-        shift_ms = int((datetime.now(UTC).replace(tzinfo=None) - latest).total_seconds() * 1000)
-        columns = []
-        for column in event_columns():
-            if column.field == "event.ingested":
-                ingest_time = "TRY_CAST(json_extract_string(json, '$.\"@timestamp\"') AS TIMESTAMP)"
-                columns.append(f"{ingest_time} + to_milliseconds({shift_ms})")
-                continue
-            path = "$." + ".".join(f'"{p}"' for p in column.field.split("."))
-            columns.append(f"TRY_CAST(json_extract_string(json, '{path}') AS {column.sql_type})")
-        identity = "sha256('winlog|' || json_extract_string(json, '$.winlog.computer_name') || '|' || json_extract_string(json, '$.winlog.channel') || '|' || json_extract_string(json, '$.winlog.record_id'))"
-        store.connection.execute(
-            f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', "
-            f"CAST(row_number() OVER () AS VARCHAR) FROM read_ndjson_objects('{events}') ON CONFLICT DO NOTHING"
+        connection = store.connection
+        connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        fields = [column.field for column in event_columns()] + [
+            "winlog.computer_name",
+            "winlog.channel",
+            "winlog.record_id",
+        ]
+        paths = ", ".join(
+            "'$." + ".".join(f'"{part}"' for part in field.split(".")) + "'" for field in fields
         )
-        _ = quote
+        # One parse per record: every path extracted at once.
+        values = (
+            f"SELECT json, json_extract_string(json, [{paths}]) AS v FROM read_ndjson_objects('{events}')"
+        )
+        columns = [f"TRY_CAST(v[{i + 1}] AS {column.sql_type})" for i, column in enumerate(event_columns())]
+        computer, channel, record = (len(fields) - 2, len(fields) - 1, len(fields))
+        identity = f"sha256('winlog|' || v[{computer}] || '|' || v[{channel}] || '|' || v[{record}])"
+        connection.execute(
+            f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', v[{record}] "
+            f"FROM ({values}) ON CONFLICT DO NOTHING"
+        )
+        ingested = quote("event.ingested")
+        latest = connection.execute('SELECT max("@timestamp") FROM events').fetchone()[0]
+        shift_ms = int((datetime.now(UTC).replace(tzinfo=None) - latest).total_seconds() * 1000)
+        connection.execute(f'UPDATE events SET {ingested} = "@timestamp" + to_milliseconds({shift_ms})')
     return {"seconds": time.perf_counter() - started}
 
 
