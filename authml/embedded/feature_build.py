@@ -85,10 +85,13 @@ def build(
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
     plans = [_plan(connection, definition, upper, full) for definition in chosen]
+    check_started = time.perf_counter()
     _check_single_values(connection, plans, upper)
+    check_seconds = time.perf_counter() - check_started
     results = []
     for plan in plans:
         results.append(_execute(store, plan, upper))
+        results[-1].check_seconds = check_seconds
         if progress:
             progress(plan.definition.transform_id)
     connection.execute(

@@ -52,6 +52,7 @@ class BuildResult:
     buckets_written: int
     table_rows: int
     seconds: float
+    check_seconds: float = 0.0  # the multi-value check, shared by all transforms of the build
 
 
 def feature_definitions(directory: Path | None = None) -> list[FeatureDefinition]:
