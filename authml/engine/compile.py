@@ -21,6 +21,7 @@ from authml.engine.fields import (
     FieldCatalog,
     SourceField,
     UnsupportedConstruct,
+    member,
 )
 from authml.engine.query import QueryCompiler
 from authml.engine.timeunits import CALENDAR_UNITS, fixed_interval_ms, offset_ms, time_setting_ms
@@ -166,14 +167,14 @@ def compile_pivot(
     source = body["source"]
     where_sql = QueryCompiler(catalog, file, now).compile(source.get("query"), "$.source.query")
     groups = tuple(
-        _compile_group(name, spec, f"$.pivot.group_by.{name}", catalog, file)
+        _compile_group(name, spec, member("$.pivot.group_by", name), catalog, file)
         for name, spec in pivot["group_by"].items()
     )
     agg_key = "aggregations" if "aggregations" in pivot else "aggs"
     compiler = AggregationCompiler(catalog, file, now, dates_as_epoch)
     for name, spec in pivot.get(agg_key, {}).items():
         compiler.compile(
-            name, spec, f"$.pivot.{agg_key}.{name}", condition=None, prefix=tuple(name.split("."))
+            name, spec, member(f"$.pivot.{agg_key}", name), condition=None, prefix=tuple(name.split("."))
         )
     columns = [g.column for g in groups] + [leaf.column for leaf in compiler.leaves]
     duplicates = {c for c in columns if columns.count(c) > 1}
