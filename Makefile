@@ -27,11 +27,14 @@ test: install ## run the whole test suite (integration tests skip when no Docker
 lint: install ## ruff, and the offline checks of every asset
 	$(VENV)/bin/ruff check authml tests benchmarks
 	$(VENV)/bin/ruff format --check authml tests benchmarks
+	$(AUTHML) assets fmt --check
+	$(AUTHML) assets lock --check
+	$(AUTHML) assets lint
 
 demo: install ## end to end on the embedded engine with a generated, labelled scenario
 	rm -rf $(DEMO_DIR)
 	$(AUTHML) --project-dir $(DEMO_DIR) generate --users 50 --days 21 --seed 7 --attacks --out $(DEMO_DIR)/generated
-	$(AUTHML) --project-dir $(DEMO_DIR) ingest $(DEMO_DIR)/generated
+	$(AUTHML) --project-dir $(DEMO_DIR) ingest $(DEMO_DIR)/generated/events.ndjson
 	$(AUTHML) --project-dir $(DEMO_DIR) store summary
 	@echo "Next stages (features, train, score, report) are not built yet; see the open issues."
 
@@ -41,7 +44,18 @@ up: ## start Elasticsearch and Kibana from docker-compose.yml (needs .env and a 
 down: ## stop the stack
 	docker compose down
 
-bootstrap: install ## install every asset in es_assets/ into the cluster from .env
-	@echo "authml assets apply is not built yet (see the assets issue)"; exit 1
+bootstrap: install ## install every asset in es_assets/ into the cluster (URL and credentials from .env; the environment overrides)
+	@set -euo pipefail; \
+	if [ -f .env ]; then \
+	  while IFS= read -r line || [ -n "$$line" ]; do \
+	    case "$$line" in ''|\#*) continue;; esac; \
+	    key="$${line%%=*}"; value="$${line#*=}"; value="$${value%\"}"; value="$${value#\"}"; \
+	    if [ -z "$${!key+x}" ]; then export "$$key=$$value"; fi; \
+	  done < .env; \
+	else echo "no .env: using AUTHML_ES_* from the environment (copy .env.example to .env)"; fi; \
+	export AUTHML_ES_URL="$${AUTHML_ES_URL:-http://localhost:$${ES_PORT:-9200}}"; \
+	if [ -z "$${AUTHML_ES_API_KEY:-}" ] && [ -z "$${AUTHML_ES_PASSWORD:-}" ] && [ -n "$${ELASTIC_PASSWORD:-}" ]; then \
+	  export AUTHML_ES_USERNAME=elastic AUTHML_ES_PASSWORD="$$ELASTIC_PASSWORD"; fi; \
+	$(AUTHML) assets apply
 
 .PHONY: help install test lint demo up down bootstrap

@@ -17,6 +17,7 @@ class Progress:
         stream: TextIO | None = None,
         enabled: bool | None = None,
         unit: str = "records",
+        min_interval: float = 0.2,
     ):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
@@ -27,6 +28,7 @@ class Progress:
         self.records = 0
         self.started = time.monotonic()
         self._last_draw = 0.0
+        self.min_interval = min_interval
 
     def start_file(self, name: str) -> None:
         self.file_index += 1
@@ -46,7 +48,7 @@ class Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        if not force and now - self._last_draw < 0.2:
+        if not force and now - self._last_draw < self.min_interval:
             return
         self._last_draw = now
         line = (

@@ -118,7 +118,12 @@ def _finding_dict(finding) -> dict:
 @assets.command("plan")
 @es_connection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(es_options, as_json: bool) -> None:
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit with status 2 when the cluster differs from the assets (for drift checks in CI).",
+)
+def plan(es_options, as_json: bool, detailed_exitcode: bool) -> None:
     """Compare the assets with the cluster: what apply would create, update, leave unchanged or remove."""
     from authml.assets.catalogue import load_catalogue
     from authml.es.client import cluster_errors, connect
@@ -133,6 +138,8 @@ def plan(es_options, as_json: bool) -> None:
     else:
         for line in render_plan(result):
             click.echo(line)
+    if detailed_exitcode and any(change.action != "unchanged" for change in result):
+        raise SystemExit(2)
 
 
 @assets.command("apply")

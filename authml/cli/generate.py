@@ -85,8 +85,8 @@ def generate(
 
     Winlogbeat / Elastic Agent style ECS NDJSON for USERS people over DAYS days: working hours in
     each person's time zone, weekends and holidays, file shares, legacy NTLM apps, admins' RDP,
-    service and machine accounts, mistyped and expired passwords. Expect about 60 events per
-    user per day (so --users 500 --days 30 gives roughly 0.9 million).
+    service and machine accounts, mistyped and expired passwords. Expect 55 to 70 events per
+    user per day (--users 600 --days 30 gives about a million; see docs/generate.md).
 
     With --attacks (or --scenario), labelled attacks land in the last --attack-days days; their
     ids are in labels.ndjson and the run is described in scenario.json.

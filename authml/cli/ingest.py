@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from authml.es.options import es_connection_options
 from authml.sources import FORMATS
 
 
@@ -37,6 +39,16 @@ from authml.sources import FORMATS
     help="Records per transaction.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--es",
+    "to_elasticsearch",
+    is_flag=True,
+    help="Send the events to Elasticsearch (bulk API, the authml-events pipeline) instead of the embedded store.",
+)
+@click.option(
+    "--es-index", default="authml-events-default", show_default=True, help="Raw events index for --es."
+)
+@es_connection_options
 @click.pass_obj
 def ingest(
     obj: dict,
@@ -46,16 +58,18 @@ def ingest(
     strict: bool,
     batch_size: int,
     as_json: bool,
+    to_elasticsearch: bool,
+    es_index: str,
+    es_options,
 ) -> None:
-    """Read Windows authentication logs into the embedded store.
+    """Read Windows authentication logs into the embedded store (or Elasticsearch with --es).
 
     PATHS are .evtx files, folders (searched recursively for .evtx, .json, .ndjson, .jsonl, .gz),
     NDJSON from Winlogbeat or the Elastic Agent (plain or gzip), or flat Splunk-style JSON.
     Records that cannot be read go to <project-dir>/dead-letters/<run>.ndjson with their file,
     position and reason. Ingesting the same files again stores nothing new.
     """
-    from authml.embedded.store import Store
-    from authml.ingest import DeadLetterFile, EmbeddedSink, FileSummary, IngestOptions, ingest_file, run_id
+    from authml.ingest import DeadLetterFile, FileSummary, IngestOptions, ingest_file, run_id
     from authml.progress import Progress
     from authml.sources import expand_paths
 
@@ -69,8 +83,7 @@ def ingest(
     dead_letters = DeadLetterFile(project_dir / "dead-letters" / f"{run}.ndjson")
     summaries: list[FileSummary] = []
     progress = Progress(len(files))
-    with Store.open(project_dir, create=True) as store:
-        sink = EmbeddedSink(store)
+    with _open_sink(project_dir, to_elasticsearch, es_index, es_options) as (sink, store):
         try:
             for path in files:
                 progress.start_file(path.name)
@@ -78,10 +91,11 @@ def ingest(
         finally:
             progress.finish()
             dead_letters.close()
-        total = FileSummary("total", "-")
-        for summary in summaries:
-            total.add(summary)
-        store.record_run(run, started, [_as_dict(s) for s in summaries])
+        if store is not None:
+            store.record_run(run, started, [_as_dict(s) for s in summaries])
+    total = FileSummary("total", "-")
+    for summary in summaries:
+        total.add(summary)
     _report(summaries, total, dead_letters, as_json, progress.rate)
     unbalanced = [s.path for s in summaries if not s.balanced]
     if unbalanced:
@@ -92,6 +106,23 @@ def ingest(
         raise click.ClickException(
             f"{total.dead_lettered} records were dead-lettered (--strict); see {dead_letters.path}"
         )
+
+
+@contextmanager
+def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_options):
+    """(sink, store): the embedded store, or an Elasticsearch index (store is then None)."""
+    if to_elasticsearch:
+        from authml.es.client import cluster_errors, connect
+        from authml.es.sink import ElasticsearchSink
+
+        with cluster_errors(es_options, "sending events"):
+            yield ElasticsearchSink(connect(es_options), index=es_index), None
+        return
+    from authml.embedded.store import Store
+    from authml.ingest import EmbeddedSink
+
+    with Store.open(project_dir, create=True) as store:
+        yield EmbeddedSink(store), store
 
 
 def _as_dict(summary) -> dict:

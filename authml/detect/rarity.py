@@ -49,6 +49,7 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     "password_spray": lambda X: (
         _f(X, "failure") * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
     ),
+    "host_failure_spread": lambda X: _f(X, "failure") * _f(X, "host_failed_users_1h"),
     "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * _rarity(_f(X, "enc_type_share_before")),
     "service_ticket_burst": lambda X: (
         _f(X, "kerberos_service_ticket")
@@ -58,6 +59,7 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     "asrep_without_preauth": lambda X: _f(X, "no_preauth"),
     "lateral_fan_out": lambda X: _f(X, "hosts_1h") / (1.0 + _f(X, "max_hosts_per_hour_before")),
     "dormant_account": lambda X: _f(X, "log_dormant_days"),
+    "new_account": lambda X: _f(X, "new_user") * _f(X, "log_days_observed"),
 }
 FINDING_NAMES = tuple(FINDINGS)
 

@@ -70,6 +70,9 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
         f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} "
         f"accounts failed from {c.ip} within an hour (password spray)"
     ),
+    "host_failure_spread": lambda c: (
+        f"{int(c.v('host_failed_users_1h'))} accounts failed on {c.host} within an hour"
+    ),
     "rc4_where_aes_usual": lambda c: (
         f"RC4 Kerberos ticket for {c.user}"
         + (f" to {c.service}" if c.service else "")
@@ -88,6 +91,9 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
     ),
     "dormant_account": lambda c: (
         f"{c.user} is active again after {int(np.expm1(c.v('log_dormant_days')))} days"
+    ),
+    "new_account": lambda c: (
+        f"first activity of {c.user} in {int(np.expm1(c.v('log_days_observed')))} days of logs"
     ),
     "autoencoder": lambda c: f"unusual combination of features for {c.user}",
     "clusters": lambda c: f"far from {c.user}'s usual behaviour",

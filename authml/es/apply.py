@@ -61,7 +61,7 @@ def put_requests(asset: Asset) -> list[Request]:
     if asset.kind == "index_templates":
         return [Request("PUT", f"/_index_template/{name}", body)]
     if asset.kind == "indices":
-        return [Request("PUT", f"/{name}", body, tolerate=(400,))]  # 400: resource_already_exists
+        return [Request("PUT", f"/{name}", body)]
     if asset.kind == "enrich_policies":
         return [
             Request("PUT", f"/_enrich/policy/{name}", body),
@@ -156,7 +156,13 @@ def plan_steps(changes: list[Change], catalogue: list[Asset], live: LiveState) -
                 "indexing",
             ):
                 start = Request("POST", f"/_transform/{_name(asset.name)}/_start", tolerate=(409,))
-                steps.append(Step("start", change.key, (start,)))
+                if live.transform_states.get(asset.name) == "failed":
+                    # A failed transform only starts again after a forced stop.
+                    steps.append(
+                        Step("restart", change.key, (stop_and_delete_transform(asset.name)[0], start))
+                    )
+                else:
+                    steps.append(Step("start", change.key, (start,)))
             elif kind == "enrich_policies" and asset.name not in live.executed_policies:
                 execute = Request(
                     "PUT",

@@ -118,10 +118,10 @@ def is_managed(kind: str, name: str, body: dict[str, Any]) -> bool:
 def _comparable(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     """The part of a local body the cluster reports back for comparison."""
     if kind == "indices":
-        return {
-            "mappings": {"_meta": (body.get("mappings") or {}).get("_meta", {})},
-            "aliases": body.get("aliases", {}),
-        }
+        comparable: dict[str, Any] = {"mappings": {"_meta": (body.get("mappings") or {}).get("_meta", {})}}
+        if body.get("aliases"):
+            comparable["aliases"] = body["aliases"]
+        return comparable
     return body
 
 

@@ -53,12 +53,16 @@ class AttackWindow:
         return at
 
 
-Scenario = Callable[[Emitter, Population, AttackWindow, int], dict]
+Scenario = Callable[[Emitter, Population, AttackWindow, int, set[str]], dict]
 
 
-def _staff(pop: Population, r: random.Random, exclude: set[str]) -> Account:
-    candidates = [u for u in pop.users if u.role == "staff" and u.name not in exclude]
-    return r.choice(candidates)
+def _staff(pop: Population, r: random.Random, taken: set[str]) -> Account:
+    """An ordinary member of staff not already the target of another scenario in this run."""
+    staff = [u for u in pop.users if u.role == "staff"]
+    # A tiny organisation has fewer people than scenarios: then targets are shared.
+    chosen = r.choice([u for u in staff if u.name not in taken] or staff)
+    taken.add(chosen.name)
+    return chosen
 
 
 def _work_time(user: Account, day: int, r: random.Random, hours_in: float = 2.0) -> int:
@@ -78,7 +82,7 @@ def _meta(
     }
 
 
-def password_spray(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def password_spray(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """One rogue device tries one or two common passwords against many accounts: Kerberos
     pre-authentication failures first, then NTLM against a file server; one guess succeeds."""
     r = em.rand
@@ -129,10 +133,10 @@ def password_spray(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dic
     )
 
 
-def brute_force(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def brute_force(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """An internet host hammers one account on the exposed remote desktop server, then gets in."""
     r = em.rand
-    victim = _staff(pop, r, set())
+    victim = _staff(pop, r, taken)
     dc, server = pop.hosts["DC01"], pop.hosts[pop.servers["rds"][0]]
     start = w.fit(w.day(k) * DAY_MS + int(r.uniform(0, 20) * HOUR_MS), 2 * HOUR_MS)
     at = start
@@ -156,10 +160,10 @@ def brute_force(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
     )
 
 
-def new_ip_unusual_hour(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def new_ip_unusual_hour(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """Someone's credentials used at 3 in the morning (their time) from an address they never had."""
     r = em.rand
-    victim = _staff(pop, r, set())
+    victim = _staff(pop, r, taken)
     dc = pop.hosts[OFFICE_DC[victim.office]]
     ip = vpn_ip(UNUSED_VPN_INDEX + 7)
     start = w.fit(local_midnight_ms(victim.zone, w.day(k)) + int(r.uniform(2.5, 3.5) * HOUR_MS), HOUR_MS)
@@ -181,12 +185,12 @@ def new_ip_unusual_hour(em: Emitter, pop: Population, w: AttackWindow, k: int) -
     )
 
 
-def rdp_new_host(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def rdp_new_host(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """A non-administrator's account opens Remote Desktop on a server it never used, from a
     colleague's workstation (lateral movement)."""
     r = em.rand
-    victim = _staff(pop, r, set())
-    pivot = _staff(pop, r, {victim.name}).workstation
+    victim = _staff(pop, r, taken)
+    pivot = _staff(pop, r, taken | {victim.name}).workstation
     touched = set(victim.file_servers) | {victim.ntlm_app}
     server = pop.hosts[
         next(s for s in [*pop.servers["sql"], *pop.servers["app"], *pop.servers["file"]] if s not in touched)
@@ -205,11 +209,11 @@ def rdp_new_host(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
     )
 
 
-def runas_explicit(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def runas_explicit(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """On an ordinary user's workstation, someone runs a program with another account's
     password (run-as), then uses that account on a server from this workstation."""
     r = em.rand
-    user = _staff(pop, r, set())
+    user = _staff(pop, r, taken)
     target = pop.admins[0] if pop.admins else pop.account("svc_backup")
     station = user.workstation
     dc = pop.hosts[OFFICE_DC[user.office]]
@@ -246,7 +250,7 @@ def runas_explicit(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dic
     )
 
 
-def dormant_account(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def dormant_account(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """An account with no activity during the whole training period starts logging on."""
     r = em.rand
     sleeper = pop.dormant[0]
@@ -274,11 +278,11 @@ def dormant_account(em: Emitter, pop: Population, w: AttackWindow, k: int) -> di
     )
 
 
-def kerberoasting(em: Emitter, pop: Population, w: AttackWindow, k: int) -> dict:
+def kerberoasting(em: Emitter, pop: Population, w: AttackWindow, k: int, taken: set[str]) -> dict:
     """From a user's own workstation, a burst of RC4 service-ticket requests for many services
     (offline cracking of service passwords); the account normally gets AES tickets."""
     r = em.rand
-    user = _staff(pop, r, set())
+    user = _staff(pop, r, taken)
     station = user.workstation
     dc = pop.hosts[OFFICE_DC[user.office]]
     services = [(s.name, s.sid) for s in pop.services]
@@ -317,10 +321,11 @@ SCENARIOS: dict[str, Scenario] = {
 def inject(em: Emitter, pop: Population, window: AttackWindow, names: list[str], seed: int) -> list[dict]:
     """Emit every named scenario (labelled) and describe each."""
     described = []
+    taken: set[str] = set()
     for k, name in enumerate(names):
         em.rand.seed(f"authml-attack-{seed}-{name}")
         em.scenario = name
-        facts = SCENARIOS[name](em, pop, window, k)
+        facts = SCENARIOS[name](em, pop, window, k, taken)
         em.scenario = None
         described.append({"name": name, **facts})
     return described

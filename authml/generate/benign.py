@@ -77,19 +77,16 @@ def _person_day(
         if laptop:
             _boot(em, dc, station, start - int(r.uniform(2, 10) * MINUTE_MS))
         ip = station.ip
-        _office_logon(em, user, dc, start, day_index)
+        desk_session = _office_logon(em, user, dc, start, day_index)
         for _ in range(unlocks):
-            em.logon(
-                start + int(r.uniform(0.5, 1.0) * (end - start)),
-                station,
-                user,
-                LOGON_UNLOCK,
-                LOCALHOST,
-                package="Negotiate",
-            )
+            # Windows logs the unlock as a short-lived logon session of its own.
+            at = start + int(r.uniform(0.5, 1.0) * (end - start))
+            session = em.logon(at, station, user, LOGON_UNLOCK, LOCALHOST, package="Negotiate")
+            em.logoff(at + r.randint(500, 4000), station, user, LOGON_UNLOCK, session)
+        _policy_refresh(em, dc, user, ip, start, end)
         _file_sessions(em, pop, user, dc, ip, start, end, files)
         if r.random() < 0.45:
-            em.logoff(end, station, user, LOGON_INTERACTIVE, em.logon_id())
+            em.logoff(end, station, user, LOGON_INTERACTIVE, desk_session)
     if user.ntlm_app:
         _ntlm_sessions(em, pop, user, dc, ip, start, end, ntlm)
     for service in user.web_services:
@@ -97,11 +94,17 @@ def _person_day(
         em.service_ticket(start + int(r.random() * (end - start)), dc, user.name, svc.name, svc.sid, ip)
     if user.admin_account:
         _admin_sessions(em, pop, pop.account(user.admin_account), dc, ip, start, end, rdp)
+    if laptop and r.random() < 0.06:
+        evening = midnight + int(r.uniform(19.5, 22.5) * HOUR_MS)
+        _remote_session(
+            em, pop, user, dc, evening, evening + int(r.uniform(15, 60) * MINUTE_MS), 1 + files // 5
+        )
 
 
-def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: int) -> None:
+def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: int) -> str:
     """The morning logon at the desk: a mistyped password now and then, an expired one rarely,
-    then the TGT, the ticket for the workstation itself, and the interactive (or unlock) logon."""
+    then the TGT, the ticket for the workstation itself, and the interactive (or unlock) logon.
+    Returns the logon id of the desk session (the one a logoff in the evening closes)."""
     r = em.rand
     station = user.workstation
     if user.password_expiry_day == day_index:
@@ -143,7 +146,7 @@ def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: i
             "winlogon",
             LOCALHOST,
         )
-    em.logon(
+    session = em.logon(
         start + 120,
         station,
         user,
@@ -152,6 +155,8 @@ def _office_logon(em: Emitter, user: Account, dc: Host, start: int, day_index: i
         package="Negotiate",
         elevated=user.role == "admin",
     )
+    # An unlock resumes the session left open overnight, whose logon id is that of an older logon.
+    return em.logon_id() if unlock else session
 
 
 def _remote_session(
@@ -166,8 +171,21 @@ def _remote_session(
     connected = start + int(r.uniform(1, 6) * MINUTE_MS)
     em.ticket_granting(connected, dc, user, ip)
     em.service_ticket(connected + 300, dc, user.name, machine_account(station), machine_sid(station), ip)
+    _policy_refresh(em, dc, user, ip, connected, end)
     _file_sessions(em, pop, user, dc, ip, connected, end, files)
     return ip
+
+
+def _policy_refresh(em: Emitter, dc: Host, user: Account, ip: str, start: int, end: int) -> None:
+    """Group policy for the user: at logon and every 90 minutes or so, a network logon on the DC
+    (SYSVOL), preceded once by the ticket for the DC itself."""
+    r = em.rand
+    em.service_ticket(start + 1500, dc, user.name, machine_account(dc), machine_sid(dc), ip)
+    at = start + 2000
+    while at < end:
+        session = em.logon(at, dc, user, LOGON_NETWORK, ip)
+        em.logoff(at + r.randint(300, 3000), dc, user, LOGON_NETWORK, session)
+        at += int(GPO_REFRESH_MS + r.uniform(0, 30) * MINUTE_MS)
 
 
 def _file_sessions(

@@ -1,7 +1,8 @@
 """The Windows Security events the generator emits, as compact tuples.
 
 An event is ``(ts_ms, code, host, fields, scenario)``: the UTC time in milliseconds, the event code
-as a string, the Host whose Security log records it, a small dict of the values that vary, and the
+as a string, the Host whose Security log records it, a tuple of the values that vary (one layout
+per code, unpacked in render.py), and the
 attack scenario's name (None for benign events). ``render.py`` turns a tuple into the Winlogbeat
 document; keeping events small until they are written keeps memory low and sorting cheap.
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from authml.generate.population import DOMAIN, REALM, Account, Host
 
-Event = tuple[int, str, Host, dict[str, Any], str | None]
+Event = tuple[int, str, Host, tuple[Any, ...], str | None]
 
 LOGON_INTERACTIVE = 2
 LOGON_NETWORK = 3
@@ -44,7 +45,7 @@ class Emitter:
         self.events: list[Event] = []
         self.scenario: str | None = None
 
-    def _add(self, ts: int, code: str, host: Host, fields: dict[str, Any]) -> None:
+    def _add(self, ts: int, code: str, host: Host, fields: tuple[Any, ...]) -> None:
         self.events.append((ts, code, host, fields, self.scenario))
 
     def port(self) -> int:
@@ -76,20 +77,18 @@ class Emitter:
             ts,
             "4624",
             host,
-            {
-                "user": name or account.name,
-                "sid": sid or account.sid,
-                "lt": logon_type,
-                "ip": source_ip,
-                "port": self.port()
-                if source_ip and logon_type in (LOGON_NETWORK, LOGON_REMOTE_INTERACTIVE)
-                else 0,
-                "ws": workstation,
-                "pkg": package,
-                "proc": logon_process or _logon_process(logon_type, package),
-                "lid": logon_id,
-                "elevated": elevated,
-            },
+            (
+                name or account.name,
+                sid or account.sid,
+                logon_type,
+                source_ip,
+                self.port() if source_ip and logon_type in (LOGON_NETWORK, LOGON_REMOTE_INTERACTIVE) else 0,
+                workstation,
+                package,
+                logon_process or _logon_process(logon_type, package),
+                logon_id,
+                elevated,
+            ),
         )
         return logon_id
 
@@ -109,16 +108,16 @@ class Emitter:
             ts,
             "4625",
             host,
-            {
-                "user": user_name,
-                "lt": logon_type,
-                "ip": source_ip,
-                "port": self.port() if source_ip and logon_type != LOGON_INTERACTIVE else 0,
-                "ws": workstation,
-                "pkg": package,
-                "proc": _logon_process(logon_type, package),
-                "status": status,
-            },
+            (
+                user_name,
+                logon_type,
+                source_ip,
+                self.port() if source_ip and logon_type != LOGON_INTERACTIVE else 0,
+                workstation,
+                package,
+                _logon_process(logon_type, package),
+                status,
+            ),
         )
 
     def logoff(
@@ -136,11 +135,11 @@ class Emitter:
             ts,
             "4634",
             host,
-            {"user": name or account.name, "sid": sid or account.sid, "lt": logon_type, "lid": logon_id},
+            (name or account.name, sid or account.sid, logon_type, logon_id),
         )
 
     def special_privileges(self, ts: int, host: Host, account: Account, logon_id: str) -> None:
-        self._add(ts, "4672", host, {"user": account.name, "sid": account.sid, "lid": logon_id})
+        self._add(ts, "4672", host, (account.name, account.sid, logon_id))
 
     def explicit_credentials(
         self,
@@ -158,15 +157,15 @@ class Emitter:
             ts,
             "4648",
             host,
-            {
-                "user": subject,
-                "sid": subject_sid,
-                "target": target,
-                "server": target_server,
-                "exe": process,
-                "ip": source_ip,
-                "lid": "0x3e7" if subject.endswith("$") else self.logon_id(),
-            },
+            (
+                subject,
+                subject_sid,
+                target,
+                target_server,
+                process,
+                source_ip,
+                "0x3e7" if subject.endswith("$") else self.logon_id(),
+            ),
         )
 
     # -- authentication on the domain controller ---------------------------------------------
@@ -188,14 +187,14 @@ class Emitter:
             ts,
             "4768",
             dc,
-            {
-                "user": name or account.name,
-                "sid": sid or (account.sid if account else "S-1-0-0"),
-                "ip": source_ip,
-                "port": self.port(),
-                "status": status,
-                "etype": encryption if status == "0x0" else "0xffffffff",
-            },
+            (
+                name or account.name,
+                sid or (account.sid if account else "S-1-0-0"),
+                source_ip,
+                self.port(),
+                status,
+                encryption if status == "0x0" else "0xffffffff",
+            ),
         )
 
     def service_ticket(
@@ -215,15 +214,15 @@ class Emitter:
             ts,
             "4769",
             dc,
-            {
-                "user": user_name,
-                "service": service,
-                "ssid": service_sid,
-                "ip": source_ip,
-                "port": self.port(),
-                "etype": encryption,
-                "opts": options,
-            },
+            (
+                user_name,
+                service,
+                service_sid,
+                source_ip,
+                self.port(),
+                encryption,
+                options,
+            ),
         )
 
     def preauth_failed(
@@ -234,14 +233,14 @@ class Emitter:
             ts,
             "4771",
             dc,
-            {"user": user_name, "sid": sid, "ip": source_ip, "port": self.port(), "status": status},
+            (user_name, sid, source_ip, self.port(), status),
         )
 
     def credential_validation(
         self, ts: int, dc: Host, user_name: str, workstation: str, status: str = "0x0"
     ) -> None:
         """4776: the DC validated NTLM credentials."""
-        self._add(ts, "4776", dc, {"user": user_name, "ws": workstation, "status": status})
+        self._add(ts, "4776", dc, (user_name, workstation, status))
 
 
 def _logon_process(logon_type: int, package: str) -> str:

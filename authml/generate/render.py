@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from authml.generate.events import Event
-from authml.generate.population import DNS_DOMAIN, DOMAIN, DOMAIN_SID, REALM, stable_hash
+from authml.generate.population import DNS_DOMAIN, DOMAIN, DOMAIN_SID, REALM, Host, stable_hash
 
 LOGON_TYPE_NAMES = {
     2: "Interactive",
@@ -73,7 +73,7 @@ FAILURE_TEXT = {
 }
 STATUS_TEXT = {
     "0xc000006d": "This is either due to a bad username or authentication information.",
-    "0xc000006e": "Unknown user name or bad password.",
+    "0xc000006e": "Indicates a referenced user name and authentication information are valid, but some user account restriction has prevented successful authentication.",
 }
 
 # Executables as JSON string content (backslashes already escaped).
@@ -142,48 +142,48 @@ def _ip_or_dash(ip: str | None) -> str:
     return ip if ip else "-"
 
 
-def _body_4624(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    lt, ip, name = f["lt"], f["ip"], f["user"]
+def _body_4624(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, sid, lt, ip, port, ws, pkg, proc, lid, elevated = f
     machine = name.endswith("$")
     domain = DOMAIN
     interactive = lt in (2, 7, 10, 11)
     subject = f"{host.name}$" if interactive else "-"
     subject_sid = "S-1-5-18" if interactive else "S-1-0-0"
     subject_lid = "0x3e7" if interactive else "0x0"
-    ntlm = f["pkg"] == "NTLM"
+    ntlm = pkg == "NTLM"
     process = _process("svchost", _pid(host.name, "svchost")) if interactive else ""
     event_data = (
-        f'"AuthenticationPackageName":"{f["pkg"]}","ElevatedToken":"{"%%1842" if f["elevated"] else "%%1843"}",'
-        f'"ImpersonationLevel":"%%1833","IpAddress":"{_ip_or_dash(ip)}","IpPort":"{f["port"] if ip else "-"}",'
+        f'"AuthenticationPackageName":"{pkg}","ElevatedToken":"{"%%1842" if elevated else "%%1843"}",'
+        f'"ImpersonationLevel":"%%1833","IpAddress":"{_ip_or_dash(ip)}","IpPort":"{port if ip else "-"}",'
         f'"KeyLength":"{128 if ntlm else 0}","LmPackageName":"{"NTLM V2" if ntlm else "-"}",'
-        f'"LogonGuid":"{_guid(int(f["lid"], 16)) if not ntlm else "{00000000-0000-0000-0000-000000000000}"}",'
-        f'"LogonProcessName":"{f["proc"]}","LogonType":"{lt}","SubjectDomainName":"{DOMAIN if interactive else "-"}",'
+        f'"LogonGuid":"{_guid(int(lid, 16)) if not ntlm else "{00000000-0000-0000-0000-000000000000}"}",'
+        f'"LogonProcessName":"{proc}","LogonType":"{lt}","SubjectDomainName":"{DOMAIN if interactive else "-"}",'
         f'"SubjectLogonId":"{subject_lid}","SubjectUserName":"{subject}","SubjectUserSid":"{subject_sid}",'
-        f'"TargetDomainName":"{domain}","TargetLinkedLogonId":"0x0","TargetLogonId":"{f["lid"]}",'
-        f'"TargetUserName":"{name}","TargetUserSid":"{f["sid"]}","TransmittedServices":"-",'
-        f'"VirtualAccount":"%%1843","WorkstationName":"{f["ws"]}"'
+        f'"TargetDomainName":"{domain}","TargetLinkedLogonId":"0x0","TargetLogonId":"{lid}",'
+        f'"TargetUserName":"{name}","TargetUserSid":"{sid}","TransmittedServices":"-",'
+        f'"VirtualAccount":"%%1843","WorkstationName":"{ws}"'
     )
-    user = f'"domain":"{domain}","id":"{f["sid"]}","name":"{name}"'
-    logon = f'"logon":{{"id":"{f["lid"]}","type":"{LOGON_TYPE_NAMES[lt]}"}},'
+    user = f'"domain":"{domain}","id":"{sid}","name":"{name}"'
+    logon = f'"logon":{{"id":"{lid}","type":"{LOGON_TYPE_NAMES[lt]}"}},'
     related = _related(ip, name, subject if not machine else "")
-    return "success", (user, _source(ip, f["port"], f["ws"]), related, process, event_data, logon)
+    return "success", (user, _source(ip, port, ws), related, process, event_data, logon)
 
 
-def _body_4625(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    lt, ip, name = f["lt"], f["ip"], f["user"]
-    status, sub_status = f["status"]
+def _body_4625(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, lt, ip, port, ws, pkg, proc, statuses = f
+    status, sub_status = statuses
     reason, sub_text, failure_reason = FAILURE_TEXT[sub_status]
     interactive = lt in (2, 7, 10, 11)
     subject = f"{host.name}$" if interactive else "-"
     event_data = (
-        f'"AuthenticationPackageName":"{f["pkg"]}","FailureReason":"{failure_reason}",'
-        f'"IpAddress":"{_ip_or_dash(ip)}","IpPort":"{f["port"] if ip else "-"}","KeyLength":"0",'
-        f'"LmPackageName":"-","LogonProcessName":"{f["proc"]}","LogonType":"{lt}",'
+        f'"AuthenticationPackageName":"{pkg}","FailureReason":"{failure_reason}",'
+        f'"IpAddress":"{_ip_or_dash(ip)}","IpPort":"{port if ip else "-"}","KeyLength":"0",'
+        f'"LmPackageName":"-","LogonProcessName":"{proc}","LogonType":"{lt}",'
         f'"Status":"{status}","SubStatus":"{sub_status}","SubjectDomainName":"{DOMAIN if interactive else "-"}",'
         f'"SubjectLogonId":"{"0x3e7" if interactive else "0x0"}","SubjectUserName":"{subject}",'
         f'"SubjectUserSid":"{"S-1-5-18" if interactive else "S-1-0-0"}","TargetDomainName":"{DOMAIN}",'
         f'"TargetUserName":"{name}","TargetUserSid":"S-1-0-0","TransmittedServices":"-",'
-        f'"WorkstationName":"{f["ws"]}"'
+        f'"WorkstationName":"{ws}"'
     )
     user = f'"domain":"{DOMAIN}","id":"S-1-0-0","name":"{name}"'
     logon = (
@@ -191,35 +191,35 @@ def _body_4625(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
         f'"sub_status":"{sub_text}"}},"id":"{"0x3e7" if interactive else "0x0"}","type":"{LOGON_TYPE_NAMES[lt]}"}},'
     )
     process = _process("svchost", _pid(host.name, "svchost")) if interactive else ""
-    return "failure", (user, _source(ip, f["port"], f["ws"]), _related(ip, name), process, event_data, logon)
+    return "failure", (user, _source(ip, port, ws), _related(ip, name), process, event_data, logon)
 
 
-def _body_4634(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    name, lt = f["user"], f["lt"]
+def _body_4634(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, sid, lt, lid = f
     event_data = (
-        f'"LogonType":"{lt}","TargetDomainName":"{DOMAIN}","TargetLogonId":"{f["lid"]}",'
-        f'"TargetUserName":"{name}","TargetUserSid":"{f["sid"]}"'
+        f'"LogonType":"{lt}","TargetDomainName":"{DOMAIN}","TargetLogonId":"{lid}",'
+        f'"TargetUserName":"{name}","TargetUserSid":"{sid}"'
     )
-    user = f'"domain":"{DOMAIN}","id":"{f["sid"]}","name":"{name}"'
-    logon = f'"logon":{{"id":"{f["lid"]}","type":"{LOGON_TYPE_NAMES[lt]}"}},'
+    user = f'"domain":"{DOMAIN}","id":"{sid}","name":"{name}"'
+    logon = f'"logon":{{"id":"{lid}","type":"{LOGON_TYPE_NAMES[lt]}"}},'
     return "success", (user, "", _related(None, name), "", event_data, logon)
 
 
-def _body_4648(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    subject, target, ip = f["user"], f["target"], f["ip"]
+def _body_4648(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    subject, sid, target, server, exe, ip, lid = f
     event_data = (
         f'"IpAddress":"{ip}","IpPort":"0","LogonGuid":"{{00000000-0000-0000-0000-000000000000}}",'
-        f'"SubjectDomainName":"{DOMAIN}","SubjectLogonId":"{f["lid"]}","SubjectUserName":"{subject}",'
-        f'"SubjectUserSid":"{f["sid"]}","TargetDomainName":"{DOMAIN}",'
-        f'"TargetLogonGuid":"{{00000000-0000-0000-0000-000000000000}}","TargetServerName":"{f["server"]}",'
-        f'"TargetInfo":"{f["server"]}","TargetUserName":"{target}"'
+        f'"SubjectDomainName":"{DOMAIN}","SubjectLogonId":"{lid}","SubjectUserName":"{subject}",'
+        f'"SubjectUserSid":"{sid}","TargetDomainName":"{DOMAIN}",'
+        f'"TargetLogonGuid":"{{00000000-0000-0000-0000-000000000000}}","TargetServerName":"{server}",'
+        f'"TargetInfo":"{server}","TargetUserName":"{target}"'
     )
     user = (
         f'"domain":"{DOMAIN}","effective":{{"domain":"{DOMAIN}","name":"{target}"}},'
-        f'"id":"{f["sid"]}","name":"{subject}"'
+        f'"id":"{sid}","name":"{subject}"'
     )
-    logon = f'"logon":{{"id":"{f["lid"]}"}},'
-    process = _process(f["exe"], _pid(host.name, f["exe"]))
+    logon = f'"logon":{{"id":"{lid}"}},'
+    process = _process(exe, _pid(host.name, exe))
     return "success", (user, _source(ip, 0), _related(ip, target, subject), process, event_data, logon)
 
 
@@ -230,58 +230,58 @@ _ADMIN_PRIVILEGES = (
 )
 
 
-def _body_4672(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    name = f["user"]
+def _body_4672(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, sid, lid = f
     event_data = (
         f'"PrivilegeList":[{_ADMIN_PRIVILEGES}],"SubjectDomainName":"{DOMAIN}",'
-        f'"SubjectLogonId":"{f["lid"]}","SubjectUserName":"{name}","SubjectUserSid":"{f["sid"]}"'
+        f'"SubjectLogonId":"{lid}","SubjectUserName":"{name}","SubjectUserSid":"{sid}"'
     )
-    user = f'"domain":"{DOMAIN}","id":"{f["sid"]}","name":"{name}"'
-    return "success", (user, "", _related(None, name), "", event_data, f'"logon":{{"id":"{f["lid"]}"}},')
+    user = f'"domain":"{DOMAIN}","id":"{sid}","name":"{name}"'
+    return "success", (user, "", _related(None, name), "", event_data, f'"logon":{{"id":"{lid}"}},')
 
 
-def _body_4768(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    name, ip, status = f["user"], f["ip"], f["status"]
+def _body_4768(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, sid, ip, port, status, etype = f
     event_data = (
         f'"CertIssuerName":"","CertSerialNumber":"","CertThumbprint":"","IpAddress":"::ffff:{ip}",'
-        f'"IpPort":"{f["port"]}","PreAuthType":"{"2" if status == "0x0" else "-"}","ServiceName":"krbtgt",'
+        f'"IpPort":"{port}","PreAuthType":"{"2" if status == "0x0" else "-"}","ServiceName":"krbtgt",'
         f'"ServiceSid":"{DOMAIN_SID}-502","Status":"{status}","TargetDomainName":"{REALM}",'
-        f'"TargetSid":"{f["sid"]}","TargetUserName":"{name}","TicketEncryptionType":"{f["etype"]}",'
+        f'"TargetSid":"{sid}","TargetUserName":"{name}","TicketEncryptionType":"{etype}",'
         f'"TicketOptions":"0x40810010"'
     )
-    user = f'"domain":"{REALM}","id":"{f["sid"]}","name":"{name}"'
+    user = f'"domain":"{REALM}","id":"{sid}","name":"{name}"'
     outcome = "success" if status == "0x0" else "failure"
-    return outcome, (user, _source(ip, f["port"]), _related(ip, name), "", event_data, "")
+    return outcome, (user, _source(ip, port), _related(ip, name), "", event_data, "")
 
 
-def _body_4769(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    name, ip = f["user"], f["ip"]
+def _body_4769(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, service, ssid, ip, port, etype, opts = f
     event_data = (
-        f'"IpAddress":"::ffff:{ip}","IpPort":"{f["port"]}","LogonGuid":"{_guid(f["port"] * 7919 + len(name))}",'
-        f'"ServiceName":"{f["service"]}","ServiceSid":"{f["ssid"]}","Status":"0x0",'
+        f'"IpAddress":"::ffff:{ip}","IpPort":"{port}","LogonGuid":"{_guid(port * 7919 + len(name))}",'
+        f'"ServiceName":"{service}","ServiceSid":"{ssid}","Status":"0x0",'
         f'"TargetDomainName":"{REALM}","TargetUserName":"{name}@{REALM}",'
-        f'"TicketEncryptionType":"{f["etype"]}","TicketOptions":"{f["opts"]}","TransmittedServices":"-"'
+        f'"TicketEncryptionType":"{etype}","TicketOptions":"{opts}","TransmittedServices":"-"'
     )
     user = f'"domain":"{REALM}","name":"{name}"'
-    return "success", (user, _source(ip, f["port"]), _related(ip, name), "", event_data, "")
+    return "success", (user, _source(ip, port), _related(ip, name), "", event_data, "")
 
 
-def _body_4771(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    name, ip = f["user"], f["ip"]
+def _body_4771(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, sid, ip, port, status = f
     event_data = (
         f'"CertIssuerName":"","CertSerialNumber":"","CertThumbprint":"","IpAddress":"::ffff:{ip}",'
-        f'"IpPort":"{f["port"]}","PreAuthType":"2","ServiceName":"krbtgt/{REALM}","Status":"{f["status"]}",'
-        f'"TargetSid":"{f["sid"]}","TargetUserName":"{name}","TicketOptions":"0x40810010"'
+        f'"IpPort":"{port}","PreAuthType":"2","ServiceName":"krbtgt/{REALM}","Status":"{status}",'
+        f'"TargetSid":"{sid}","TargetUserName":"{name}","TicketOptions":"0x40810010"'
     )
-    user = f'"id":"{f["sid"]}","name":"{name}"'
-    return "failure", (user, _source(ip, f["port"]), _related(ip, name), "", event_data, "")
+    user = f'"id":"{sid}","name":"{name}"'
+    return "failure", (user, _source(ip, port), _related(ip, name), "", event_data, "")
 
 
-def _body_4776(f: dict[str, Any], host) -> tuple[str, tuple[str, ...]]:
-    name, status = f["user"], f["status"]
+def _body_4776(f: tuple[Any, ...], host: Host) -> tuple[str, tuple[str, ...]]:
+    name, ws, status = f
     event_data = (
         f'"PackageName":"MICROSOFT_AUTHENTICATION_PACKAGE_V1_0","Status":"{status}",'
-        f'"TargetUserName":"{name}","Workstation":"{f["ws"]}"'
+        f'"TargetUserName":"{name}","Workstation":"{ws}"'
     )
     user = f'"name":"{name}"'
     outcome = "success" if status == "0x0" else "failure"

@@ -13,7 +13,7 @@ from pathlib import Path
 from authml.errors import InputError
 from authml.generate.attacks import SCENARIOS, AttackWindow, inject
 from authml.generate.benign import background_day, people_day
-from authml.generate.clock import DAY_MS, epoch_day
+from authml.generate.clock import DAY_MS, epoch_day, local_midnight_ms
 from authml.generate.events import Emitter
 from authml.generate.population import DNS_DOMAIN, DOMAIN, build_population
 from authml.generate.writer import EventWriter
@@ -84,13 +84,15 @@ def run(options: GenerateOptions, on_day: Callable[[int, int], None] | None = No
             described = inject(emitter, population, attack_window, list(options.scenarios), options.seed)
             writer.add(emitter.events)
             emitter.events = []
+        zones = sorted({account.zone for account in population.users} | {"UTC"})
         for day_index in range(options.days):
             people_day(emitter, population, first_day, day_index, options.seed)
             background_day(emitter, population, (first_day + day_index) * DAY_MS, day_index, options.seed)
             writer.add(emitter.events)
             emitter.events = []
-            # Nothing generated later can fall before this day's UTC midnight (see benign.py).
-            writer.flush(before_ms=(first_day + day_index) * DAY_MS)
+            # Later days start at their local midnight at the earliest (see benign.py), so
+            # everything before the first of next day's midnights is final.
+            writer.flush(before_ms=min(local_midnight_ms(zone, first_day + day_index + 1) for zone in zones))
             if on_day is not None:
                 on_day(day_index, writer.written)
         writer.flush()

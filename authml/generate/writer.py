@@ -88,7 +88,7 @@ class EventWriter:
             if event[4] is not None:
                 self._label(line, event[4])
             kept += 1
-            if len(lines) >= 20_000:
+            if len(lines) >= 2_000:
                 self._events.write("\n".join(lines) + "\n")
                 lines.clear()
         if lines:

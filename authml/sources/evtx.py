@@ -32,8 +32,11 @@ FILE_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
 FILE_HEADER_SIZE = 4096
 CHUNK_SIZE = 65536
+# A record takes at least 28 bytes and a chunk's records start after its 512-byte header.
+MAX_RECORDS_PER_CHUNK = (CHUNK_SIZE - 512) // 28
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)")
 _RECORD_ERROR = re.compile(r"record number (\d+)")
+_CHUNK_IDS_ERROR = re.compile(r"record IDs (\d+)\.\.(\d+)")
 
 
 @dataclass(slots=True)
@@ -52,7 +55,8 @@ def read_evtx(path: Path) -> Iterator[SourceRecord]:
     try:
         with path.open("rb") as handle:
             head = handle.read(FILE_HEADER_SIZE)
-            spans = _survey_chunks(handle)
+            if head.startswith(FILE_MAGIC) and len(head) == FILE_HEADER_SIZE:
+                spans, corrupt_headers = _survey_chunks(handle)
     except OSError as exc:
         yield SourceRecord("file", None, error=f"cannot be read: {exc}")
         return
@@ -72,6 +76,7 @@ def read_evtx(path: Path) -> Iterator[SourceRecord]:
     if truncated is not None and not accountant.returned_any(truncated):
         yield from _parse_padded(path, head, truncated, accountant)
     yield from accountant.finish()
+    yield from corrupt_headers
     missing = _missing_chunks(head, path.stat().st_size)
     if missing:
         yield SourceRecord("end of file", None, error=missing)
@@ -89,8 +94,12 @@ def _missing_chunks(head: bytes, size: int) -> str | None:
     )
 
 
-def _survey_chunks(handle: io.BufferedReader) -> list[ChunkSpan]:
-    spans = []
+def _survey_chunks(handle: io.BufferedReader) -> tuple[list[ChunkSpan], list[SourceRecord]]:
+    """The chunks whose headers declare a plausible range of record ids, and an error for each
+    chunk header whose range is impossible (so what that chunk lost cannot be counted)."""
+    spans: list[ChunkSpan] = []
+    corrupt: list[SourceRecord] = []
+    size = _file_size(handle)
     number = 0
     while True:
         handle.seek(FILE_HEADER_SIZE + number * CHUNK_SIZE)
@@ -99,11 +108,20 @@ def _survey_chunks(handle: io.BufferedReader) -> list[ChunkSpan]:
             break
         if header.startswith(CHUNK_MAGIC):
             first, last = struct.unpack_from("<QQ", header, 24)
-            present = min(CHUNK_SIZE, _file_size(handle) - FILE_HEADER_SIZE - number * CHUNK_SIZE)
-            if last >= first:
+            present = min(CHUNK_SIZE, size - FILE_HEADER_SIZE - number * CHUNK_SIZE)
+            if first <= last < first + MAX_RECORDS_PER_CHUNK:
                 spans.append(ChunkSpan(number, first, last, present))
+            else:
+                corrupt.append(
+                    SourceRecord(
+                        f"chunk {number}",
+                        None,
+                        error=f"the chunk header declares records {first} to {last}, which no chunk can hold; "
+                        "the header is corrupt, so the records this chunk may have lost cannot be counted",
+                    )
+                )
         number += 1
-    return spans
+    return spans, corrupt
 
 
 def _file_size(handle: io.BufferedReader) -> int:
@@ -130,7 +148,9 @@ def _parse(source: str | io.BytesIO, accountant: _Accountant) -> Iterator[Source
             yield from accountant.parser_error(str(exc))
             continue
         record_id = record["event_record_id"]
-        yield from accountant.returned(record_id)
+        gaps = accountant.returned(record_id)
+        if gaps:
+            yield from gaps
         yield _to_source_record(record_id, record["data"])
 
 
@@ -180,20 +200,23 @@ class _Accountant:
         """The padded copy holds the chunk as its chunk 0; map the parser's numbers back."""
         self._renumbered = {} if parser_number == span.number else {parser_number: span.number}
 
-    def returned(self, record_id: int) -> Iterator[SourceRecord]:
-        """Called before a record (or a record-level error) with this id is passed on."""
+    def returned(self, record_id: int) -> list[SourceRecord]:
+        """Called before a record (or a record-level error) with this id is passed on; the gaps
+        that its id reveals, to pass on first."""
         index = self._locate(record_id)
         if index is None:
-            return  # outside every declared range (a stale chunk header): nothing to compare with
+            return []  # outside every declared range (a stale chunk header): nothing to compare with
+        gaps: list[SourceRecord] = []
         if index != self._current:
-            yield from self._close_until(index)
+            gaps.extend(self._close_until(index))
             self._current = index
             self._next_id = self._spans[index].first_record
         span = self._spans[index]
         self._returned_chunks.add(span.number)
         if record_id > self._next_id:
-            yield self._gap(span, self._next_id, record_id - 1)
+            gaps.append(self._gap(span, self._next_id, record_id - 1))
         self._next_id = max(self._next_id, record_id + 1)
+        return gaps
 
     def parser_error(self, message: str) -> Iterator[SourceRecord]:
         chunk = _CHUNK_ERROR.search(message)
@@ -204,6 +227,11 @@ class _Accountant:
                 span.reported = True
                 message += f" (records {span.first_record} to {span.last_record} are lost)"
             yield SourceRecord(f"chunk {number}", None, error=message)
+            return
+        ids = _CHUNK_IDS_ERROR.search(message)
+        span = next((s for s in self._spans if ids and s.first_record == int(ids.group(1))), None)
+        if span is not None:  # the chunk's missing ids are dead-lettered with this reason
+            self._reasons[span.number] = message
             return
         record = _RECORD_ERROR.search(message)
         if record:

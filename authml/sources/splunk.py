@@ -65,6 +65,21 @@ ACCOUNT_PAIRS = {
     "Account_Domain": ("SubjectDomainName", "TargetDomainName"),
     "Security_ID": ("SubjectUserSid", "TargetUserSid"),
 }
+# When a line has no `action`: the outcome an event code always has (Windows marks it with the
+# Audit Success / Audit Failure keyword, which exports drop), or, for the codes that report both,
+# the Status the event carries.
+CODE_OUTCOMES = {
+    "4624": "success",
+    "4625": "failure",
+    "4634": "success",
+    "4647": "success",
+    "4648": "success",
+    "4672": "success",
+    "4771": "failure",
+    "4778": "success",
+    "4779": "success",
+}
+STATUS_OUTCOME_CODES = frozenset({"4768", "4769", "4770", "4776"})
 OUTCOMES = {
     "success": "success",
     "succeeded": "success",
@@ -118,13 +133,21 @@ def normalise_splunk(fields: dict[str, Any], original: str) -> dict[str, Any]:
         if value is not None:
             system[name] = _scalar(value)
     document = normalise_event({"System": system, "EventData": _event_data(fields)}, original)
-    outcome = OUTCOMES.get(str(fields.get("action", "")).lower())
+    outcome = OUTCOMES.get(str(fields.get("action", "")).lower()) or _implied_outcome(document)
     if outcome:
         document["event"]["outcome"] = outcome
     signature = fields.get("signature")
     if isinstance(signature, str) and signature:
         document["message"] = signature
     return document
+
+
+def _implied_outcome(document: dict[str, Any]) -> str | None:
+    code = document["event"]["code"]
+    if code in STATUS_OUTCOME_CODES:
+        status = document["winlog"].get("event_data", {}).get("Status")
+        return None if status is None else ("success" if status.lower() in ("0x0", "0") else "failure")
+    return CODE_OUTCOMES.get(code)
 
 
 def _event_data(fields: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,10 @@ The steps follow that pipeline's order (elastic/integrations, packages/system/da
 the default pipeline drops placeholder values from event_data, the standard pipeline maps each event
 code, the common pipeline tidies source.ip and ids), because the order decides which account ends up
 in user.*: for 4648 the Target is copied first and the Subject then overwrites it. The tables live in
-winlog_tables.py. authml adds one thing Elastic does not: an event code that pipeline does not map
-still gets user.* from its Subject or Target fields, so no account is lost to the features."""
+winlog_tables.py, the reading of the parser's values in winlog_values.py. authml differs from Elastic
+in two ways: an event code that pipeline does not map still gets user.* from its Subject or Target
+fields, so no account is lost to the features; and a source address that is not an IP address makes
+the record an error rather than a document Elasticsearch would reject."""
 
 from __future__ import annotations
 
@@ -14,20 +16,28 @@ import ipaddress
 import json
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from authml.sources import winlog_tables as t
+from authml.sources.winlog_values import (
+    attributes,
+    braced,
+    decode_long,
+    element_text,
+    hex_int,
+    put,
+    read_event_data,
+    read_user_data,
+)
 
 AUTH_EVENT_CODES = frozenset(
     {"4624", "4625", "4634", "4647", "4648", "4672", "4768", "4769", "4770", "4771", "4776", "4778", "4779"}
 )
 
 ECS_VERSION = "8.11.0"
-# event_data values the default pipeline removes before mapping: Windows' "no value" placeholders.
-_PLACEHOLDERS = frozenset({"", "-", "{00000000-0000-0000-0000-000000000000}"})
 # Values of an address field that mean "no address" rather than a malformed one.
 _NO_ADDRESS = frozenset({"", "-", "LOCAL"})
-_BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _MAPPED_IPV4 = re.compile(r"^\[?::ffff:([0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)(?:\](?::[0-9]+)?)?$")
 
 
@@ -51,31 +61,35 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
     system = event.get("System")
     if not isinstance(system, dict):
         raise NormaliseError("the record has no System element")
-    code = _text(system.get("EventID"))
+    code = element_text(system.get("EventID"))
     if code is None or code == "":
         raise NormaliseError("the record has no EventID")
-    code = str(code)
-    provider = _attributes(system.get("Provider"))
+    provider = attributes(system.get("Provider"))
     provider_name = provider.get("Name") or provider.get("EventSourceName")
-    winlog = _winlog_system(system, code, provider_name, provider.get("Guid"))
-    event_data = _event_data(event.get("EventData"))
+    shape = (str(code), provider_name, provider.get("Guid"), *map(system.get, _SHAPE_FIELDS))
+    try:
+        winlog_template, event_template = _system_template(*shape)
+    except TypeError:  # a System value with attributes, or otherwise not a scalar
+        try:
+            winlog_template, event_template = _system_template(*shape[:3], *map(element_text, shape[3:]))
+        except TypeError:
+            raise NormaliseError("the record's System values are malformed") from None
+    code = event_template["code"]
+    winlog = {**winlog_template, **_winlog_record(system)}
+    if "keywords" in winlog:
+        winlog["keywords"] = list(winlog["keywords"])
+    ecs_event = dict(event_template)
+    event_data = read_event_data(event.get("EventData"))
     if event_data:
         winlog["event_data"] = event_data
-    user_data = _user_data(event.get("UserData"))
+    user_data = read_user_data(event.get("UserData"))
     if user_data:
         winlog["user_data"] = user_data
-
-    ecs_event: dict[str, Any] = {"kind": "event", "code": code}
-    if provider_name:
-        ecs_event["provider"] = provider_name
-    if "outcome" in winlog:
-        ecs_event["outcome"] = winlog["outcome"]
-    if "task" in winlog:
-        ecs_event["action"] = winlog["task"]
-    if winlog.get("channel") == "Security":
-        ecs_event["module"] = "system"
-        ecs_event["dataset"] = "system.security"
-    doc: dict[str, Any] = {"@timestamp": _timestamp(system), "event": ecs_event, "winlog": winlog}
+    doc: dict[str, Any] = {
+        "@timestamp": _timestamp(winlog.get("time_created")),
+        "event": ecs_event,
+        "winlog": winlog,
+    }
     if winlog.get("computer_name"):
         doc["host"] = {"name": winlog["computer_name"]}
     if "level" in winlog:
@@ -86,60 +100,89 @@ def normalise_event(event: dict[str, Any], original: str) -> dict[str, Any]:
     if "user" not in doc or "name" not in doc["user"]:
         _fallback_user(doc, event_data)
     _finish(doc)
-    doc["event"]["original"] = original
+    ecs_event["original"] = original
     doc["ecs"] = {"version": ECS_VERSION}
     return doc
 
 
-def _winlog_system(
-    system: dict[str, Any], code: str, provider: str | None, guid: str | None
-) -> dict[str, Any]:
-    """The winlog.* fields Winlogbeat takes from <System>; zero values are left out as it does."""
+# <System> values that, with the event code and provider, decide the cached part of a document.
+_SHAPE_FIELDS = ("Keywords", "Task", "Level", "Opcode", "Version", "Channel", "Computer")
+
+
+@lru_cache(maxsize=4096)
+def _system_template(
+    code: str,
+    provider: str | None,
+    guid: str | None,
+    keywords_raw: Any,
+    task: Any,
+    level: Any,
+    opcode: Any,
+    version: Any,
+    channel: Any,
+    computer: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The winlog.* and event.* values that depend only on <System> fields most records of a file
+    share; cached, since working them out costs more than the rest of a record. Winlogbeat leaves
+    zero values out, and so does this."""
     winlog: dict[str, Any] = {"event_id": code}
-    _put(winlog, "channel", system.get("Channel"))
-    _put(winlog, "computer_name", system.get("Computer"))
-    _put(winlog, "provider_name", provider)
+    put(winlog, "channel", channel)
+    put(winlog, "computer_name", computer)
+    put(winlog, "provider_name", provider)
     if guid:
         winlog["provider_guid"] = "{" + guid.strip("{}").lower() + "}"
-    record_id = system.get("EventRecordID")
-    if record_id:
-        winlog["record_id"] = str(record_id)
-    version = system.get("Version")
-    if version:
-        winlog["version"] = version
-    level = t.LEVEL_NAMES.get(system.get("Level") or 0)
-    if level:
-        winlog["level"] = level
-    task = system.get("Task")
+    put(winlog, "version", version)
+    level_name = t.LEVEL_NAMES.get(level or 0)
+    if level_name:
+        winlog["level"] = level_name
     if provider == t.SECURITY_AUDITING and task in t.SECURITY_AUDITING_TASKS:
         winlog["task"] = t.SECURITY_AUDITING_TASKS[task]
-    opcode = system.get("Opcode")
     if opcode is not None and opcode in t.OPCODE_NAMES:
         winlog["opcode"] = t.OPCODE_NAMES[opcode]
-    keywords = _hex_int(system.get("Keywords"))
+    keywords = hex_int(keywords_raw)
     if keywords:
-        names = [name for mask, name in t.KEYWORD_NAMES if keywords & mask]
+        names = tuple(name for mask, name in t.KEYWORD_NAMES if keywords & mask)
         if names:
             winlog["keywords"] = names
         if keywords & t.KEYWORD_AUDIT_FAILURE:
             winlog["outcome"] = "failure"
         elif keywords & t.KEYWORD_AUDIT_SUCCESS:
             winlog["outcome"] = "success"
-    correlation = _attributes(system.get("Correlation"))
-    _put(winlog, "activity_id", _braced(correlation.get("ActivityID")))
-    _put(winlog, "related_activity_id", _braced(correlation.get("RelatedActivityID")))
-    execution = _attributes(system.get("Execution"))
-    process: dict[str, Any] = {}
-    _put(process, "pid", execution.get("ProcessID"))
-    if execution.get("ThreadID"):
-        process["thread"] = {"id": execution["ThreadID"]}
-    if process:
-        winlog["process"] = process
-    user_sid = _attributes(system.get("Security")).get("UserID")
-    if user_sid:
-        winlog["user"] = {"identifier": user_sid}
-    time_created = _attributes(system.get("TimeCreated")).get("SystemTime")
-    _put(winlog, "time_created", time_created)
+
+    event: dict[str, Any] = {"kind": "event", "code": code}
+    put(event, "provider", provider)
+    put(event, "outcome", winlog.get("outcome"))
+    put(event, "action", winlog.get("task"))
+    if channel == "Security":
+        event["module"] = "system"
+        event["dataset"] = "system.security"
+    return winlog, event
+
+
+def _winlog_record(system: dict[str, Any]) -> dict[str, Any]:
+    """The winlog.* values that differ from record to record."""
+    winlog: dict[str, Any] = {}
+    record_id = system.get("EventRecordID")
+    if record_id:
+        winlog["record_id"] = str(record_id)
+    correlation = attributes(system.get("Correlation"))
+    if correlation:
+        put(winlog, "activity_id", braced(correlation.get("ActivityID")))
+        put(winlog, "related_activity_id", braced(correlation.get("RelatedActivityID")))
+    execution = attributes(system.get("Execution"))
+    if execution:
+        process: dict[str, Any] = {}
+        put(process, "pid", execution.get("ProcessID"))
+        if execution.get("ThreadID"):
+            process["thread"] = {"id": execution["ThreadID"]}
+        if process:
+            winlog["process"] = process
+    security = system.get("Security")
+    if security:
+        user_sid = attributes(security).get("UserID")
+        if user_sid:
+            winlog["user"] = {"identifier": user_sid}
+    put(winlog, "time_created", attributes(system.get("TimeCreated")).get("SystemTime"))
     return winlog
 
 
@@ -189,7 +232,7 @@ def _map_security_event(
 
 
 def _describe_kerberos(code: str, data: dict[str, Any]) -> None:
-    options = _hex_int(data.get("TicketOptions"))
+    options = hex_int(data.get("TicketOptions"))
     if options is not None:
         names = [name for flag, name in t.KERBEROS_TICKET_OPTIONS if options & flag == flag]
         if names:
@@ -268,7 +311,7 @@ def _copy_account(
 
 def _move_common_auth_fields(doc: dict[str, Any], data: dict[str, Any]) -> None:
     if "ProcessId" in data:
-        pid = _decode_long(data["ProcessId"])
+        pid = decode_long(data["ProcessId"])
         if pid is not None:
             doc.setdefault("process", {})["pid"] = pid
             del data["ProcessId"]
@@ -277,7 +320,7 @@ def _move_common_auth_fields(doc: dict[str, Any], data: dict[str, Any]) -> None:
     if "IpAddress" in data:
         doc.setdefault("source", {})["ip"] = data.pop("IpAddress")
     if "IpPort" in data:
-        port = _decode_long(data["IpPort"])
+        port = decode_long(data["IpPort"])
         if port is not None:  # an undecodable port stays in event_data, where a person can see it
             doc.setdefault("source", {})["port"] = port
             del data["IpPort"]
@@ -331,86 +374,7 @@ def _related(doc: dict[str, Any], kind: str, value: str) -> None:
         values.append(value)
 
 
-def _event_data(section: Any) -> dict[str, Any]:
-    """<EventData> as Winlogbeat keys it (unnamed <Data> become paramN), every value a string,
-    with the placeholders the default pipeline drops already left out."""
-    if not isinstance(section, dict):
-        return {}
-    pairs: dict[str, Any] = {}
-    index = 0
-    placeholders = _PLACEHOLDERS
-    for key, value in section.items():
-        index += 1
-        kind = type(value)
-        # Most values are plain strings and integers: handle them here, the rest in _as_text.
-        if kind is str:
-            if value in placeholders or value.isspace():
-                continue
-            if len(value) == 36 and value[8] == "-" and _BARE_GUID.fullmatch(value):
-                value = "{" + value + "}"
-                if value in placeholders:
-                    continue
-            elif "\r" in value:
-                value = value.replace("\r\n", "\n")
-            pairs[key] = value
-        elif kind is int:
-            pairs[key] = str(value)
-        elif key == "#attributes":
-            index -= 1
-        elif key == "Data" and kind is dict and "#text" in value:
-            index -= 1
-            texts = value["#text"] if isinstance(value["#text"], list) else [value["#text"]]
-            for text in texts:
-                index += 1
-                _add_pair(pairs, f"param{index}", text, placeholders)
-        else:
-            _add_pair(pairs, key, value, placeholders)
-    return pairs
-
-
-def _user_data(section: Any) -> dict[str, Any]:
-    if not isinstance(section, dict):
-        return {}
-    for name, inner in section.items():
-        if isinstance(inner, dict):
-            pairs: dict[str, Any] = {}
-            for key, value in inner.items():
-                if key != "#attributes":
-                    _add_pair(pairs, key, value, frozenset({""}))
-            if pairs:
-                pairs["xml_name"] = name
-            return pairs
-    return {}
-
-
-def _add_pair(pairs: dict[str, Any], key: str, value: Any, dropped: frozenset[str]) -> None:
-    text = _as_text(value)
-    if text is None or key in pairs:
-        return
-    if text in dropped or not text.strip():
-        return
-    pairs[key] = text
-
-
-def _as_text(value: Any) -> str | None:
-    """A value as Windows renders it in XML, which is what Winlogbeat reads."""
-    if isinstance(value, str):
-        if len(value) == 36 and value[8] == "-" and _BARE_GUID.fullmatch(value):
-            return "{" + value + "}"
-        return value.replace("\r\n", "\n")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dict):
-        return _as_text(value.get("#text"))
-    if isinstance(value, list):
-        return _as_text(value[0]) if value else None
-    return None
-
-
-def _timestamp(system: dict[str, Any]) -> str:
-    raw = _attributes(system.get("TimeCreated")).get("SystemTime")
+def _timestamp(raw: Any) -> str:
     if not isinstance(raw, str) or not raw:
         raise NormaliseError("the record has no TimeCreated SystemTime")
     try:
@@ -422,52 +386,3 @@ def _timestamp(system: dict[str, Any]) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _attributes(element: Any) -> dict[str, Any]:
-    if isinstance(element, dict):
-        attributes = element.get("#attributes")
-        if isinstance(attributes, dict):
-            return attributes
-    return {}
-
-
-def _text(value: Any) -> Any:
-    return value.get("#text") if isinstance(value, dict) else value
-
-
-def _braced(guid: str | None) -> str | None:
-    return "{" + guid.strip("{}") + "}" if guid else None
-
-
-def _put(target: dict[str, Any], key: str, value: Any) -> None:
-    if value:
-        target[key] = value
-
-
-def _hex_int(value: Any) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value, 16) if value.lower().startswith("0x") else int(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _decode_long(value: Any) -> int | None:
-    """Java's Long.decode, which the pipeline uses: decimal, 0x/# hex, leading-zero octal."""
-    text = str(value).strip()
-    sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
-    try:
-        if body[:2].lower() == "0x":
-            return sign * int(body[2:], 16)
-        if body.startswith("#"):
-            return sign * int(body[1:], 16)
-        if len(body) > 1 and body.startswith("0"):
-            return sign * int(body[1:], 8)
-        return sign * int(body, 10)
-    except ValueError:
-        return None

@@ -42,6 +42,10 @@ LOGON_TYPE_NUMBERS = {
     "CachedInteractive": 11,
 }
 
+# Loopback and placeholder addresses: many machines share them, so they are no source to count by.
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "-", "::ffff:127.0.0.1", "0.0.0.0")
+_LOOPBACK = ", ".join(f"'{a}'" for a in LOOPBACK_ADDRESSES)
+
 # Raw per-event columns the query returns, in order (beyond the identity columns).
 RAW_COLUMNS = (
     "_id",
@@ -80,6 +84,8 @@ RAW_COLUMNS = (
     "source_failed_users_1h",
     "services_1h",
     "hosts_1h",
+    "hours_observed",
+    "host_failed_users_1h",
 )
 
 
@@ -221,15 +227,18 @@ recent AS (
     count(*) OVER (PARTITION BY user_name ORDER BY ts, _id
                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_raw_events_before,
     count(*) FILTER (WHERE failed) OVER user_hour - failed::INTEGER AS user_failures_1h,
-    CASE WHEN source_ip IS NULL THEN 0
+    CASE WHEN source_ip IS NULL OR source_ip IN ({_LOOPBACK}) THEN 0
          ELSE count(*) FILTER (WHERE failed) OVER source_hour - failed::INTEGER END AS source_failures_1h,
-    CASE WHEN source_ip IS NULL THEN 0
+    CASE WHEN source_ip IS NULL OR source_ip IN ({_LOOPBACK}) THEN 0
          ELSE count(DISTINCT user_name) FILTER (WHERE failed) OVER source_hour END AS source_failed_users_1h,
     count(DISTINCT service_name) FILTER (WHERE event_code = '4769') OVER user_hour AS services_1h,
-    count(DISTINCT host_name) OVER user_hour AS hosts_1h
+    count(DISTINCT host_name) OVER user_hour AS hosts_1h,
+    CASE WHEN host_name IS NULL THEN 0
+         ELSE count(DISTINCT user_name) FILTER (WHERE failed) OVER host_hour END AS host_failed_users_1h
   FROM ev
   WINDOW user_hour AS (PARTITION BY user_name ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW),
-         source_hour AS (PARTITION BY source_ip ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW)
+         source_hour AS (PARTITION BY source_ip ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW),
+         host_hour AS (PARTITION BY host_name ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW)
 )
 SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, ev.failed,
        ev.logon_type_number, ev.logon_type, ev.enc_type, ev.service_name, coalesce(ev.no_preauth, false) AS no_preauth,
@@ -244,11 +253,13 @@ SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, e
        coalesce(lt.cum, 0) AS logon_typed_events_before,
        coalesce(ec.cum, 0) AS enc_type_events_before,
        coalesce(etot.cum, 0) AS enc_typed_events_before,
-       coalesce(sp.{_q("failed_logons.users")}, 0) AS source_failed_users_prev_hour,
+       CASE WHEN ev.source_ip IN ({_LOOPBACK}) THEN 0
+            ELSE coalesce(sp.{_q("failed_logons.users")}, 0) END AS source_failed_users_prev_hour,
        CAST(ui.first_seen AS TIMESTAMP) AS source_ip_first_seen,
        CAST(uo.first_seen AS TIMESTAMP) AS host_first_seen,
        tr.user_ip_events_before, tr.user_code_events_before, tr.user_raw_events_before,
-       tr.user_failures_1h, tr.source_failures_1h, tr.source_failed_users_1h, tr.services_1h, tr.hosts_1h
+       tr.user_failures_1h, tr.source_failures_1h, tr.source_failed_users_1h, tr.services_1h, tr.hosts_1h, tr.host_failed_users_1h,
+       date_diff('hour', (SELECT min(bucket) FROM uh_raw), ev.bucket) AS hours_observed
 FROM ev
 JOIN recent tr USING (_id)
 ASOF LEFT JOIN uh_cum uc ON ev.user_name = uc.user_name AND ev.bucket > uc.bucket

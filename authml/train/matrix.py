@@ -47,6 +47,8 @@ FEATURES: dict[str, str] = {
     "no_preauth": "Kerberos TGT requested without pre-authentication (AS-REP)",
     "log_dormant_days": "log(1 + days since the account's last active hour); 0 without history",
     "private_source": "source IP is private (RFC 1918, loopback, link-local)",
+    "log_days_observed": "log(1 + days of authentication history in the store before this hour)",
+    "host_failed_users_1h": "for a failure: distinct accounts failing on this host in the trailing hour",
 }
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
 
@@ -174,6 +176,9 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "no_preauth": _num(raw, "no_preauth"),
         "log_dormant_days": np.log1p(_num(raw, "hours_since_last_active") / 24.0),
         "private_source": _is_private(_text(raw, "source_ip")),
+        # only on failures: a success on a busy DC is not part of a spray there
+        "host_failed_users_1h": _num(raw, "host_failed_users_1h") * _num(raw, "failed"),
+        "log_days_observed": np.log1p(np.maximum(_num(raw, "hours_observed"), 0.0) / 24.0),
     }
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
     for index, name in enumerate(FEATURE_NAMES):

@@ -38,7 +38,18 @@ def big_input(tmp_path_factory) -> Path:
 
 def start_ingest(project_dir: Path, source: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "authml", "--project-dir", str(project_dir), "ingest", "--json", "--batch-size", "2000", str(source)]
+    command = [
+        sys.executable,
+        "-m",
+        "authml",
+        "--project-dir",
+        str(project_dir),
+        "ingest",
+        "--json",
+        "--batch-size",
+        "2000",
+        str(source),
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 

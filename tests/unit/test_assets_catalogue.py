@@ -63,7 +63,7 @@ def test_format_round_trips_and_is_stable():
     assert yaml.safe_load(formatted) == yaml.safe_load(text)
     assert format_asset_text(formatted) == formatted
     assert formatted.startswith("# header\n")
-    assert '    user.name: {terms: {field: user.name}}\n' in formatted
+    assert "    user.name: {terms: {field: user.name}}\n" in formatted
     assert 'codes: ["4624", "4625"]\n' in formatted
     assert "script: |\n  line one\n  line two\n" in formatted
 
@@ -83,13 +83,16 @@ def test_fmt_check_reports_and_fmt_fixes(tmp_path: Path, monkeypatch):
     root = tmp_path / "es_assets"
     shutil.copytree(assets_dir(), root)
     target = root / "roles" / "authml-ingest.yml"
-    target.write_text(target.read_text().replace("cluster: [monitor]", "cluster:\n  - monitor"))
+    original = "    privileges: [create_doc, auto_configure]\n"
+    target.write_text(
+        target.read_text().replace(original, "    privileges:\n      - create_doc\n      - auto_configure\n")
+    )
     monkeypatch.setenv("AUTHML_ASSETS_DIR", str(root))
     runner = CliRunner()
     checked = runner.invoke(cli, ["assets", "fmt", "--check"])
     assert checked.exit_code != 0 and "authml-ingest.yml" in checked.output
     assert runner.invoke(cli, ["assets", "fmt"]).exit_code == 0
-    assert "cluster: [monitor]\n" in target.read_text()
+    assert original in target.read_text()
 
 
 def test_lock_matches_the_assets():
@@ -122,10 +125,10 @@ def test_lock_check_catches_content_change_without_bump():
 def test_lock_check_catches_version_that_disagrees_with_the_lock():
     catalogue = load_catalogue()
     locked = lock_entries(catalogue)
-    bumped = _changed(catalogue, "roles/authml-ingest", lambda b: b["metadata"].update(authml_version=2))
+    bumped = _changed(catalogue, "roles/authml-trainer", lambda b: b["metadata"].update(authml_version=2))
     problems = check_lock(bumped, locked)
     assert len(problems) == 1 and "version 2 in the object but 1 in the lock" in str(problems[0])
-    assert updated_lock(bumped, locked)["roles/authml-ingest"]["version"] == 2
+    assert updated_lock(bumped, locked)["roles/authml-trainer"]["version"] == 2
 
 
 def test_lock_check_catches_missing_and_removed_assets():

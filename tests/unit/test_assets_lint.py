@@ -9,6 +9,7 @@ import pytest
 
 from authml.assets.catalogue import Asset, load_catalogue
 from authml.assets.lint import lint_catalogue, semantic_findings
+from authml.assets.transform_rules import check_transform
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,17 @@ def test_dest_must_not_match_a_source_pattern(catalogue):
         "authml-user-hourly",
         lambda b: b["source"]["index"].append("authml-features-*"),
     )
-    findings = [f for f in semantic_findings(bad) if f.rule == "transform.dest_in_source"]
-    assert findings and findings[0].json_path == "$.source.index[3]"
+    findings = [
+        f
+        for f in semantic_findings(bad)
+        if f.rule in ("transform.dest_in_source", "transform.dest.in_source")
+    ]
+    assert len(findings) == 1, "reported once, by this module or by the engine's validator"
+    assert findings[0].json_path in ("$.source.index[3]", "$.dest.index")
+    own = [
+        rule for _, rule, _ in check_transform(next(a for a in bad if a.name == "authml-user-hourly"), bad)
+    ]
+    assert "transform.dest_in_source" in own
 
 
 @pytest.mark.parametrize("frequency", ["500ms", "2h", "soon"])
@@ -87,7 +97,13 @@ def test_max_page_search_size_range(catalogue, size):
         "authml-user-hourly",
         lambda b: b["settings"].update(max_page_search_size=size),
     )
-    assert "transform.page_size" in _rules(bad, "transforms/authml-user-hourly")
+    assert {"transform.page_size", "transform.settings.page_size"} & _rules(
+        bad, "transforms/authml-user-hourly"
+    )
+    own = [
+        rule for _, rule, _ in check_transform(next(a for a in bad if a.name == "authml-user-hourly"), bad)
+    ]
+    assert "transform.page_size" in own
 
 
 def test_dest_index_must_be_declared_and_templated(catalogue):
@@ -108,6 +124,17 @@ def test_strict_dest_mapping_must_cover_every_output(catalogue):
     )
     findings = [f for f in semantic_findings(bad) if f.rule == "transform.dest_mapping"]
     assert findings and "[new_metric]" in findings[0].message
+
+
+def test_dest_mapping_types_match_what_the_transform_writes(catalogue):
+    def keyword_count(body):
+        body["template"]["mappings"]["properties"]["source_ips"] = {"type": "keyword"}
+
+    bad = _with(catalogue, "index_templates", "authml-features-user-hourly", keyword_count)
+    findings = [f for f in semantic_findings(bad) if f.rule == "transform.dest_mapping_type"]
+    assert len(findings) == 1
+    assert findings[0].file.endswith("transforms/authml-user-hourly.yml")
+    assert "[source_ips] is mapped as keyword" in findings[0].message and "writes long" in findings[0].message
 
 
 def test_sub_aggregations_of_a_filter_are_checked_by_full_name(catalogue):
@@ -225,6 +252,19 @@ def test_versioned_index_name_matches_its_version(catalogue):
         catalogue, "indices", "authml-scores-v1", lambda b: b["mappings"]["_meta"].update(authml_version=2)
     )
     assert "index.version_name" in _rules(bad, "indices/authml-scores-v1")
+
+
+def test_engine_transform_rules_run_in_lint(catalogue):
+    def unsupported(body):
+        body["pivot"]["aggregations"]["rare"] = {"significant_terms": {"field": "source.ip"}}
+        body["pivot"]["group_by"]["user.name"]["terms"]["size"] = 10
+
+    findings = semantic_findings(_with(catalogue, "transforms", "authml-user-hourly", unsupported))
+    paths = {f.json_path for f in findings if f.file.endswith("authml-user-hourly.yml")}
+    assert "$.pivot.aggregations.rare" in paths or any(
+        p.startswith("$.pivot.aggregations.rare") for p in paths
+    )
+    assert any("size" in p for p in paths)
 
 
 def test_findings_name_file_and_json_path(catalogue):

@@ -98,3 +98,39 @@ def test_lint_reports_an_unavailable_spec_clearly(monkeypatch, tmp_path):
     assert result.exit_code == 0  # the semantic rules ran and found nothing
     required = CliRunner().invoke(cli, ["assets", "lint", "--offline", "--require-spec"])
     assert required.exit_code != 0 and "was required" in required.output
+
+
+def _fake_npm(bin_dir, script: str) -> None:
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    npm.write_text("#!/bin/sh\n" + script)
+    npm.chmod(0o755)
+
+
+def test_fetch_packs_extracts_and_caches_outside_the_repo(tmp_path, monkeypatch):
+    schema = tmp_path / "package" / "dist" / "schema.json"
+    schema.parent.mkdir(parents=True)
+    schema.write_text('{"types": [], "endpoints": []}')
+    tarball = tmp_path / "spec.tgz"
+    import tarfile
+
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(schema, arcname="package/dist/schema.json")
+    _fake_npm(tmp_path / "bin", f'cp "{tarball}" ./elastic-request-converter-9.5.0.tgz\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("AUTHML_ES_SPEC_CACHE", str(tmp_path / "cache"))
+    path = ensure_spec("9.5.0")
+    assert path == tmp_path / "cache" / "9.5.0" / "schema.json"
+    assert path.read_text() == '{"types": [], "endpoints": []}'
+    assert not list((tmp_path / "cache" / "9.5.0").glob("tmp*")), "the scratch folder is removed"
+
+
+def test_fetch_failure_says_why(tmp_path, monkeypatch):
+    _fake_npm(tmp_path / "bin", 'echo "npm error code E404" >&2\nexit 1\n')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("AUTHML_ES_SPEC_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SpecUnavailable, match="failed .*E404"):
+        ensure_spec("9.5.0")
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(SpecUnavailable, match="npm is not installed"):
+        ensure_spec("9.5.0")

@@ -1,0 +1,112 @@
+"""`authml train`: learn each account's normal authentication behaviour and save a model version."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+@click.command()
+@click.option(
+    "--start", type=click.DateTime(DATE_FORMATS), default=None, help="First event time to train on (UTC)."
+)
+@click.option(
+    "--end", type=click.DateTime(DATE_FORMATS), default=None, help="Train on events before this time (UTC)."
+)
+@click.option(
+    "--time-zone", default="UTC", show_default=True, help="IANA time zone for hour of day and day of week."
+)
+@click.option("--force", is_flag=True, help="Train a new version even when the current model is still good.")
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True, help="Autoencoder epochs.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where the autoencoder trains: auto picks a GPU when torch sees one.",
+)
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="torch CPU threads.")
+@click.option(
+    "--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for every random choice."
+)
+@click.option(
+    "--contamination",
+    type=float,
+    default=0.001,
+    show_default=True,
+    help="Share of training events above the alert threshold.",
+)
+@click.option(
+    "--min-drift-rows",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="New events needed before drift can trigger retraining.",
+)
+@click.option(
+    "--psi-threshold",
+    type=click.FloatRange(0, min_open=True),
+    default=0.25,
+    show_default=True,
+    help="Population stability index above which a feature counts as drifted.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_obj
+def train(obj: dict, as_json: bool, **options: object) -> None:
+    """Learn what normal authentication looks like for every account and save a model version.
+
+    Reads per-event features from the embedded store (run `authml features build` first),
+    fits the rarity findings, behaviour clusters and autoencoder, and writes
+    PROJECT_DIR/models/<version>/ (state.npz + metadata.json). The current model is reused
+    unless the feature assets or time zone changed or behaviour drifted (PSI), or --force.
+    Safe from cron: a lock stops two runs at once; an interrupted run leaves the previous model.
+
+    \b
+    Exit codes:
+      0  a model was trained, or the current one reused
+      2  bad option value
+      3  the store is missing or in use
+      5  not ready: no feature tables, or too few events
+      6  another `authml train` is running for this project directory
+    """
+    from authml.embedded.feature_reader import EmbeddedFeatureReader
+    from authml.train.feature_sql import validate_time_zone
+    from authml.train.pipeline import TrainOptions, run_training
+
+    validate_time_zone(str(options["time_zone"]))
+    train_options = TrainOptions(**options)  # type: ignore[arg-type]
+    interactive = sys.stderr.isatty()
+
+    def progress(message: str) -> None:
+        if interactive:
+            click.echo(f"authml train: {message}", err=True)
+
+    with EmbeddedFeatureReader.open(obj["project_dir"]) as reader:
+        outcome = run_training(reader, obj["project_dir"], train_options, progress)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "decision": outcome.decision,
+                    "version": outcome.version,
+                    "reason": outcome.reason,
+                    "rows": outcome.rows,
+                    "drift": outcome.drift,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"{outcome.decision} model {outcome.version}: {outcome.reason}")
+    if outcome.decision == "trained":
+        evaluation = outcome.metadata["evaluation"]
+        counts = outcome.metadata["counts"]
+        click.echo(
+            f"  {counts['events']} events, {counts['users']} accounts, {counts['user_days']:.0f} account-days; "
+            f"alert threshold {evaluation['threshold_score']:.1f}/100 "
+            f"({evaluation['training_alerts_per_user_day']:.3f} training alerts per account-day)"
+        )
