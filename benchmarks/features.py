@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +56,8 @@ def step_ingest(store_dir: str, events: str) -> dict:
 
 def step_bulk_load(store_dir: str, events: str) -> dict:
     """Fills the events table straight from NDJSON with DuckDB: the typed columns ingest would
-    fill. Not the ingest path; used where ingest would take hours. event.ingested rises with the
-    event time (shifted to end at the load), as when a shipper streams events as they happen."""
-    from authml.embedded.schema import event_columns, quote
+    fill. Not the ingest path; used where ingest would take hours."""
+    from authml.embedded.schema import event_columns
     from authml.embedded.store import Store
 
     started = time.perf_counter()
@@ -74,22 +72,34 @@ def step_bulk_load(store_dir: str, events: str) -> dict:
         paths = ", ".join(
             "'$." + ".".join(f'"{part}"' for part in field.split(".")) + "'" for field in fields
         )
-        # One parse per record: every path extracted at once.
-        values = (
-            f"SELECT json, json_extract_string(json, [{paths}]) AS v FROM read_ndjson_objects('{events}')"
-        )
-        columns = [f"TRY_CAST(v[{i + 1}] AS {column.sql_type})" for i, column in enumerate(event_columns())]
+        # One parse per record: every path extracted at once. event.ingested = the event time, as
+        # when a shipper streams events as they happen (all before any later real ingest).
+        timestamp = [c.field for c in event_columns()].index("@timestamp") + 1
+        columns = [
+            f"TRY_CAST(v[{timestamp if column.field == 'event.ingested' else i + 1}] AS {column.sql_type})"
+            for i, column in enumerate(event_columns())
+        ]
         computer, channel, record = (len(fields) - 2, len(fields) - 1, len(fields))
         identity = f"sha256('winlog|' || v[{computer}] || '|' || v[{channel}] || '|' || v[{record}])"
-        connection.execute(
-            f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', v[{record}] "
-            f"FROM ({values}) ON CONFLICT DO NOTHING"
-        )
-        ingested = quote("event.ingested")
-        latest = connection.execute('SELECT max("@timestamp") FROM events').fetchone()[0]
-        shift_ms = int((datetime.now(UTC).replace(tzinfo=None) - latest).total_seconds() * 1000)
-        connection.execute(f'UPDATE events SET {ingested} = "@timestamp" + to_milliseconds({shift_ms})')
+        # One transaction per million records keeps DuckDB from spilling the whole file.
+        for chunk in _chunks(Path(events), Path(store_dir).parent / "chunks"):
+            values = (
+                f"SELECT json, json_extract_string(json, [{paths}]) AS v FROM read_ndjson_objects('{chunk}')"
+            )
+            connection.execute(
+                f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', v[{record}] "
+                f"FROM ({values}) ON CONFLICT DO NOTHING"
+            )
+            chunk.unlink()
     return {"seconds": time.perf_counter() - started}
+
+
+def _chunks(events: Path, folder: Path, size: int = 1_000_000):
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["split", "-l", str(size), "-d", "-a", "3", str(events), str(folder / "part-")], check=True
+    )
+    yield from sorted(folder.glob("part-*"))
 
 
 def step_build(store_dir: str, full: str) -> dict:
