@@ -113,6 +113,7 @@ def step_build(store_dir: str, full: str) -> dict:
         seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "multi_value_check_seconds": round(results[0].check_seconds, 2) if results else 0.0,
         "tables": {
             r.transform_id: [r.mode, r.buckets_written, r.table_rows, round(r.seconds, 2)] for r in results
         },
