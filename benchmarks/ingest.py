@@ -55,8 +55,10 @@ def worker_authml(files: list[Path], passes: int, fmt: str | None) -> dict:
             project = Path(scratch) / f"p{index}"
             with Store.open(project, create=True) as store:
                 letters = DeadLetterFile(project / "dead.ndjson")
+                sink = EmbeddedSink(store)
                 for path in files:
-                    records += ingest_file(path, EmbeddedSink(store), letters, IngestOptions(format=fmt)).read
+                    records += ingest_file(path, sink, letters, IngestOptions(format=fmt)).read
+                sink.flush()
                 letters.close()
             shutil.rmtree(project)
     return {"records": records, "seconds": time.perf_counter() - started}

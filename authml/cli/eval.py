@@ -32,6 +32,8 @@ def format_table(result: dict) -> list[str]:
             f"  | {auto['pr_auc']:>8.3f} {auto['roc_auc']:>8.3f} {auto['first_alert_rank']:>7}"
             f"  | {km['pr_auc']:>7.3f} {km['roc_auc']:>7.3f} {km['first_alert_rank']:>7}"
         )
+    if not result["scenarios"]:
+        lines.append("(no labelled attack events after the split: a benign-only run)")
     lines.append("")
     lines.append(
         "alerts per account-day on the unlabelled (benign) events, at each detector's own threshold:"

@@ -83,7 +83,7 @@ def ingest(
     dead_letters = DeadLetterFile(project_dir / "dead-letters" / f"{run}.ndjson")
     summaries: list[FileSummary] = []
     progress = Progress(len(files))
-    with _open_sink(project_dir, to_elasticsearch, es_index, es_options) as (sink, store):
+    with _open_sink(project_dir, to_elasticsearch, es_index, es_options, batch_size) as (sink, store):
         try:
             for path in files:
                 progress.start_file(path.name)
@@ -109,7 +109,7 @@ def ingest(
 
 
 @contextmanager
-def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_options):
+def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_options, batch_size: int):
     """(sink, store): the embedded store, or an Elasticsearch index (store is then None)."""
     if to_elasticsearch:
         from authml.es.client import cluster_errors, connect
@@ -122,7 +122,11 @@ def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_opti
     from authml.ingest import EmbeddedSink
 
     with Store.open(project_dir, create=True) as store:
-        yield EmbeddedSink(store), store
+        sink = EmbeddedSink(store, commit_rows=batch_size)
+        try:
+            yield sink, store
+        finally:
+            sink.flush()  # every pending batch is whole: committing it keeps the store consistent
 
 
 def _as_dict(summary) -> dict:

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from authml.es.options import es_connection_options
+
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
 
@@ -54,12 +56,24 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
     show_default=True,
     help="Population stability index above which a feature counts as drifted.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "elasticsearch"]),
+    default="embedded",
+    show_default=True,
+    help="Read features from the embedded store or from a cluster's feature indices.",
+)
+@click.option(
+    "--es-slices", type=click.IntRange(1), default=1, show_default=True, help="Sliced point-in-time reads."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@es_connection_options
 @click.pass_obj
-def train(obj: dict, as_json: bool, **options: object) -> None:
+def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **options: object) -> None:
     """Learn what normal authentication looks like for every account and save a model version.
 
-    Reads per-event features from the embedded store (run `authml features build` first),
+    Reads per-event features from the embedded store (run `authml features build` first)
+    or, with --engine elasticsearch, from the cluster's events and feature indices;
     fits the rarity findings, behaviour clusters and autoencoder, and writes
     PROJECT_DIR/models/<version>/ (state.npz + metadata.json). The current model is reused
     unless the feature assets or time zone changed or behaviour drifted (PSI), or --force.
@@ -71,7 +85,7 @@ def train(obj: dict, as_json: bool, **options: object) -> None:
       2  bad option value
       3  the store is missing or in use
       5  not ready: no feature tables, or too few events
-      6  another `authml train` is running for this project directory
+      7  another `authml train` is running for this project directory
     """
     from authml.embedded.feature_reader import EmbeddedFeatureReader
     from authml.train.feature_sql import validate_time_zone
@@ -85,8 +99,16 @@ def train(obj: dict, as_json: bool, **options: object) -> None:
         if interactive:
             click.echo(f"authml train: {message}", err=True)
 
-    with EmbeddedFeatureReader.open(obj["project_dir"]) as reader:
-        outcome = run_training(reader, obj["project_dir"], train_options, progress)
+    if engine == "elasticsearch":
+        from authml.es.client import cluster_errors, connect
+        from authml.es.feature_reader import ElasticsearchFeatureReader
+
+        with cluster_errors(es_options, "reading feature indices"):
+            reader = ElasticsearchFeatureReader(connect(es_options), slices=es_slices)
+            outcome = run_training(reader, obj["project_dir"], train_options, progress)
+    else:
+        with EmbeddedFeatureReader.open(obj["project_dir"]) as reader:
+            outcome = run_training(reader, obj["project_dir"], train_options, progress)
     if as_json:
         click.echo(
             json.dumps(

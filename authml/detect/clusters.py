@@ -45,9 +45,13 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int
     centres = np.array(centres, dtype=np.float32)
     for _ in range(iterations):
         labels, _ = nearest(points, centres)
-        sums = np.zeros_like(centres, dtype=np.float64)
-        np.add.at(sums, labels, points)
+        # per-cluster sums by one sort and reduceat: np.add.at is an order of magnitude slower
+        order = np.argsort(labels, kind="stable")
         counts = np.bincount(labels, minlength=k)
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        sums = np.zeros_like(centres, dtype=np.float64)
+        present = counts > 0
+        sums[present] = np.add.reduceat(points[order].astype(np.float64), starts[present], axis=0)
         moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres).astype(
             np.float32
         )

@@ -34,10 +34,22 @@ def _rarity(share: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(share, 1e-9, 1.0))
 
 
+def _other_failing_accounts(X: EventFrame) -> np.ndarray:
+    """Accounts other than this one failing from the event's source, this or the previous hour."""
+    failing = np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
+    return np.maximum(failing - 1.0, 0.0)
+
+
 FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
-    "new_source_ip": lambda X: _f(X, "source_ip_new_for_user") * _f(X, "log_user_events_before"),
+    # how much rarer this address is than the account's activity overall: log(n) for a new one
+    "rare_source_ip": lambda X: (
+        _f(X, "has_source_ip")
+        * np.maximum(_f(X, "log_user_events_before") - _f(X, "log_user_ip_events_before"), 0.0)
+    ),
     "new_host": lambda X: _f(X, "host_new_for_user") * _f(X, "log_user_events_before"),
     "rare_hour": lambda X: _experienced(X) * _rarity(_f(X, "hour_share_before")),
+    # filled by RarityDetector.evidence from the usual hours learnt in training
+    "outside_usual_hours": lambda X: np.zeros(len(X)),
     "rdp_rare_for_account": lambda X: _f(X, "logon_rdp") * _rarity(_f(X, "logon_type_share_before")),
     "rare_logon_type": lambda X: (1 - _f(X, "logon_rdp")) * _rarity(_f(X, "logon_type_share_before")),
     "run_as_rare_for_account": lambda X: (
@@ -46,10 +58,9 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     ),
     "account_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_user_failures_1h"),
     "source_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_source_failures_1h"),
-    "password_spray": lambda X: (
-        _f(X, "failure") * np.maximum(_f(X, "source_failed_users_1h"), _f(X, "source_failed_users_prev_hour"))
-    ),
-    "host_failure_spread": lambda X: _f(X, "failure") * _f(X, "host_failed_users_1h"),
+    "password_spray": lambda X: _f(X, "failure") * _other_failing_accounts(X),
+    "success_from_spraying_source": lambda X: (1 - _f(X, "failure")) * _other_failing_accounts(X),
+    "host_failure_spread": lambda X: _f(X, "failure") * np.maximum(_f(X, "host_failed_users_1h") - 1.0, 0.0),
     "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * _rarity(_f(X, "enc_type_share_before")),
     "service_ticket_burst": lambda X: (
         _f(X, "kerberos_service_ticket")
@@ -62,6 +73,17 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
     "new_account": lambda X: _f(X, "new_user") * _f(X, "log_days_observed"),
 }
 FINDING_NAMES = tuple(FINDINGS)
+
+# Findings that read the same evidence several ways (three failures from one's own workstation are
+# an account burst, a source burst and a host spread at once). Within a family the strongest
+# counts in full and the others at FAMILY_SHARE, so correlated findings do not add up as if
+# independent, while two families (failures AND a new address) still do.
+FAMILIES = (
+    ("account_failure_burst", "source_failure_burst", "password_spray", "host_failure_spread"),
+    ("rare_source_ip", "new_host", "new_account"),
+    ("rare_hour", "outside_usual_hours"),
+)
+FAMILY_SHARE = 0.25
 
 
 def usual_hours(hours: np.ndarray, coverage: float = USUAL_HOURS_COVERAGE) -> tuple[int, int]:
@@ -79,6 +101,18 @@ def usual_hours(hours: np.ndarray, coverage: float = USUAL_HOURS_COVERAGE) -> tu
     return 0, 23
 
 
+def _damp_families(contributions: np.ndarray) -> np.ndarray:
+    damped = contributions.copy()
+    for family in FAMILIES:
+        columns = [FINDING_NAMES.index(name) for name in family]
+        block = contributions[:, columns]
+        strongest = block.argmax(axis=1)
+        scaled = block * FAMILY_SHARE
+        scaled[np.arange(len(block)), strongest] = block[np.arange(len(block)), strongest]
+        damped[:, columns] = scaled
+    return damped
+
+
 class RarityDetector(Detector):
     name = "rarity"
 
@@ -89,13 +123,26 @@ class RarityDetector(Detector):
         self.floor = floor
 
     def evidence(self, X: EventFrame) -> np.ndarray:
-        return np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
+        evidence = np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
+        evidence[:, FINDING_NAMES.index("outside_usual_hours")] = self._hours_outside_usual(X)
+        return evidence
+
+    def _hours_outside_usual(self, X: EventFrame) -> np.ndarray:
+        """Hours between the event's hour and the account's usual window (circular), for accounts
+        with a training history; 0 inside the window."""
+        usual = self.usual_hours_of(X.columns["user"])
+        hour = X.feature("hour").astype(np.int64)
+        first, last = usual[:, 0], usual[:, 1]
+        before, after = (first - hour) % 24, (hour - last) % 24
+        inside = ((hour - first) % 24) <= ((last - first) % 24)
+        distance = np.where(inside, 0, np.minimum(before, after))
+        return np.where((first >= 0) & _experienced(X), distance, 0).astype(np.float64)
 
     def _fit(self, X: EventFrame) -> None:
+        self._fit_usual_hours(X)
         evidence = self.evidence(X)
         self.calibrators_ = [TailCalibrator().fit(evidence[:, i]) for i in range(len(FINDING_NAMES))]
         self.explanation_names_ = FINDING_NAMES
-        self._fit_usual_hours(X)
 
     def _fit_usual_hours(self, X: EventFrame) -> None:
         users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
@@ -116,7 +163,7 @@ class RarityDetector(Detector):
                 for i, c in enumerate(self.calibrators_)
             ]
         )
-        return np.maximum(surprise - self.floor, 0.0)
+        return _damp_families(np.maximum(surprise - self.floor, 0.0))
 
     def score(self, X: EventFrame) -> np.ndarray:
         return self.explain(X).sum(axis=1)

@@ -54,9 +54,15 @@ def _times(before: float) -> str:
 
 
 SENTENCES: dict[str, Callable[[RowContext], str]] = {
-    "new_source_ip": lambda c: f"first logon from {c.ip} for {c.user}",
+    "rare_source_ip": lambda c: (
+        f"first logon from {c.ip} for {c.user}"
+        if c.v("source_ip_new_for_user")
+        else f"{c.ip} is rare for {c.user} ({int(np.expm1(c.v('log_user_ip_events_before')))} of "
+        f"{int(np.expm1(c.v('log_user_events_before')))} earlier events)"
+    ),
     "new_host": lambda c: f"first logon to {c.host} for {c.user}",
     "rare_hour": _hour,
+    "outside_usual_hours": _hour,
     "rdp_rare_for_account": lambda c: f"RDP logon is rare for {c.user}",
     "rare_logon_type": lambda c: (
         f"{LOGON_TYPE_NAMES.get(c.logon_type, f'type {c.logon_type}')} logon is rare for {c.user}"
@@ -69,6 +75,10 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
     "password_spray": lambda c: (
         f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} "
         f"accounts failed from {c.ip} within an hour (password spray)"
+    ),
+    "success_from_spraying_source": lambda c: (
+        f"successful logon for {c.user} from {c.ip}, where "
+        f"{int(max(c.v('source_failed_users_1h'), c.v('source_failed_users_prev_hour')))} accounts failed within an hour"
     ),
     "host_failure_spread": lambda c: (
         f"{int(c.v('host_failed_users_1h'))} accounts failed on {c.host} within an hour"
@@ -105,12 +115,13 @@ def reasons(
 ) -> list[str]:
     """One line per row from its largest contributions; empty where nothing contributed."""
     lines = []
-    order = np.argsort(-contributions, axis=1)[:, :top]
+    order = np.argsort(-contributions, axis=1)[:, : top + 2]  # spares for sentences said twice
     for row in range(len(X)):
         picked = [names[i] for i in order[row] if contributions[row, i] > 0]
         if not picked:
             lines.append("")
             continue
         context = RowContext(X, row, (int(usual_hours[row, 0]), int(usual_hours[row, 1])))
-        lines.append("; ".join(SENTENCES[name](context) for name in picked))
+        sentences = list(dict.fromkeys(SENTENCES[name](context) for name in picked))
+        lines.append("; ".join(sentences[:top]))
     return lines

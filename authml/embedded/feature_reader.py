@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import numpy as np
+
+from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.errors import NotReadyError
 from authml.train.feature_sql import (
+    SOURCE_IP_HOURLY,
+    USER_HOST,
+    USER_HOURLY,
+    USER_SOURCE_IP,
     FeatureWindow,
     authentication_event_codes,
     missing_tables_sql,
@@ -18,6 +28,8 @@ from authml.train.matrix import EventFrame, build_event_frame
 
 class EmbeddedFeatureReader:
     """FeatureReader over a DuckDB store; opens it read-only unless given an open Store."""
+
+    engine = "embedded"
 
     def __init__(self, store: Store):
         self.store = store
@@ -57,3 +69,83 @@ class EmbeddedFeatureReader:
 
     def count_users(self) -> int:
         return self.store.connection.execute('SELECT count(DISTINCT "user.name") FROM events').fetchone()[0]
+
+
+# Columns of the scratch tables an Elasticsearch reader fills: exactly what per_event_features_sql reads.
+SCRATCH_TABLES: dict[str, dict[str, str]] = {
+    "events": {
+        "_id": "VARCHAR",
+        "@timestamp": "TIMESTAMP",
+        "user.name": "VARCHAR",
+        "source.ip": "VARCHAR",
+        "host.name": "VARCHAR",
+        "event.code": "VARCHAR",
+        "event.outcome": "VARCHAR",
+        "winlog.logon.type": "VARCHAR",
+        "winlog.event_data.LogonType": "VARCHAR",
+        "winlog.event_data.TicketEncryptionType": "VARCHAR",
+        "winlog.event_data.ServiceName": "VARCHAR",
+        "winlog.event_data.PreAuthType": "VARCHAR",
+        "winlog.event_data.TargetUserName": "VARCHAR",
+        "user.target.name": "VARCHAR",
+        "document": "JSON",
+    },
+    USER_HOURLY: {
+        "user.name": "VARCHAR",
+        "@timestamp": "TIMESTAMP",
+        "events": "BIGINT",
+        "hosts": "BIGINT",
+        "services": "BIGINT",
+        "logon_types": "JSON",
+        "ticket_encryption_types": "JSON",
+    },
+    USER_SOURCE_IP: {"user.name": "VARCHAR", "source.ip": "VARCHAR", "first_seen": "TIMESTAMP"},
+    USER_HOST: {"user.name": "VARCHAR", "host.name": "VARCHAR", "first_seen": "TIMESTAMP"},
+    SOURCE_IP_HOURLY: {"source.ip": "VARCHAR", "@timestamp": "TIMESTAMP", "failed_logons.users": "BIGINT"},
+}
+
+
+class ScratchFeatureStore:
+    """A temporary DuckDB database that batches streamed from elsewhere (an Elasticsearch cluster)
+    are loaded into, so that the same SQL computes the same rows as over the embedded store.
+    On disk, so that a large index never has to fit in memory."""
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "scratch-features.duckdb"
+        self.connection = duckdb.connect(str(self.path))
+        for table, columns in SCRATCH_TABLES.items():
+            body = ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in columns.items())
+            self.connection.execute(f"CREATE TABLE {quote(table)} ({body})")
+
+    def load(self, table: str, rows: list[dict]) -> int:
+        """Append rows (dicts keyed by column, values as plain JSON values) to a scratch table."""
+        columns = SCRATCH_TABLES[table]
+        batch = {
+            f"c{i}": np.array([_plain(row.get(name), sql_type) for row in rows], dtype=object)
+            for i, (name, sql_type) in enumerate(columns.items())
+        }
+        select = ", ".join(f"TRY_CAST(c{i} AS {sql_type})" for i, sql_type in enumerate(columns.values()))
+        self.connection.register("authml_scratch_batch", batch)
+        try:
+            self.connection.execute(f"INSERT INTO {quote(table)} SELECT {select} FROM authml_scratch_batch")
+        finally:
+            self.connection.unregister("authml_scratch_batch")
+        return len(rows)
+
+    def read_events(self, window: FeatureWindow, *, with_labels: bool = False) -> EventFrame:
+        sql = per_event_features_sql(window, codes=authentication_event_codes(), with_labels=with_labels)
+        return build_event_frame(self.connection.execute(sql).fetchnumpy())
+
+    def close(self) -> None:
+        self.connection.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _plain(value: object, sql_type: str) -> object:
+    if value is None:
+        return None
+    if sql_type == "JSON":
+        return json.dumps(value)
+    if sql_type == "TIMESTAMP" and isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None).isoformat()
+    return value if isinstance(value, str) else str(value)

@@ -65,9 +65,11 @@ def _labels(frame: EventFrame) -> np.ndarray:
 
 
 def _scenario_figures(
-    scores: np.ndarray, alerts, labels: np.ndarray, budget: int
+    scores: np.ndarray, alerts, labels: np.ndarray, budget: int, times: np.ndarray
 ) -> dict[str, dict[str, Any]]:
     benign = labels == ""
+    event_rank = np.empty(len(scores), dtype=np.int64)
+    event_rank[np.argsort(-scores, kind="mergesort")] = np.arange(1, len(scores) + 1)
     figures = {}
     for scenario in sorted(set(labels.tolist()) - {""}):
         members = labels == scenario
@@ -77,6 +79,8 @@ def _scenario_figures(
             "events": int(members.sum()),
             "caught": first_alert <= budget,
             "first_alert_rank": first_alert,
+            # where the scenario's chronologically first event ranks among all evaluated events
+            "first_event_rank": int(event_rank[np.flatnonzero(members)[np.argmin(times[members])]]),
             "roc_auc": round(roc_auc(scores[considered], members[considered]), 4),
             "pr_auc": round(average_precision(scores[considered], members[considered]), 4),
         }
@@ -98,10 +102,7 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
             f"{len(train)} training and {len(test)} evaluation events around {split}; choose another --split"
         )
     labels = _labels(test)
-    if not (labels != "").any():
-        raise NotReadyError(
-            "no labelled attack events (labels.authml_scenario) after the split; ingest `authml generate --attacks` output"
-        )
+    # Without labelled attacks this is a benign-only run: only the alert rates are reported.
     days = user_days(test)
     budget = budget_alerts(days, options.budget)
     result = EvalResult(split.isoformat(), len(train), len(test), days, budget)
@@ -126,6 +127,7 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
         source_strength,
         test.columns["host"],
         host_finding,
+        test.columns["credential_target"],
     )
     runs = {"authml": (raw, subjects, _raw_threshold(combined))}
 
@@ -141,7 +143,9 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
 
     for name, (scores, subject, threshold) in runs.items():
         alerts = group_alerts(scores, subject, test_days)
-        for scenario, figures in _scenario_figures(scores, alerts, labels, budget).items():
+        for scenario, figures in _scenario_figures(
+            scores, alerts, labels, budget, test.columns["ts"]
+        ).items():
             result.scenarios.setdefault(scenario, {})[name] = figures
         benign_alerts = group_alerts(scores[benign], subject[benign], test_days[benign])
         result.benign[name] = {

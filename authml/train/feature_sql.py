@@ -63,6 +63,7 @@ RAW_COLUMNS = (
     "local_hour",
     "local_dow",
     "scenario",
+    "credential_target",
     "user_events_before",
     "user_active_hours_before",
     "hours_since_last_active",
@@ -168,7 +169,9 @@ WITH ev AS (
          date_trunc('hour', "@timestamp") AS bucket,
          hour({_local('"@timestamp"', tz)}) AS local_hour,
          isodow({_local('"@timestamp"', tz)}) - 1 AS local_dow,
-         {label} AS scenario
+         {label} AS scenario,
+         CASE WHEN "event.code" = '4648'
+              THEN coalesce("user.target.name", "winlog.event_data.TargetUserName") END AS credential_target
   FROM events
   WHERE "user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list}) {upper}
 ),
@@ -242,7 +245,7 @@ recent AS (
 )
 SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, ev.failed,
        ev.logon_type_number, ev.logon_type, ev.enc_type, ev.service_name, coalesce(ev.no_preauth, false) AS no_preauth,
-       ev.local_hour, ev.local_dow, ev.scenario,
+       ev.local_hour, ev.local_dow, ev.scenario, ev.credential_target,
        coalesce(uc.cum_events, 0) AS user_events_before,
        coalesce(uc.cum_active_hours, 0) AS user_active_hours_before,
        coalesce(date_diff('hour', uc.bucket, ev.bucket), 0) AS hours_since_last_active,

@@ -18,7 +18,7 @@ LOCK_FILE = ".train.lock"
 class TrainingLocked(AuthmlError):
     """Another `authml train` holds the lock for this project directory."""
 
-    exit_code = 6
+    exit_code = 7
 
 
 class TrainingLock:

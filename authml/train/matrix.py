@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from authml.train.feature_sql import LOOPBACK_ADDRESSES
+
 # RC4-HMAC and its export variant; AES is 0x11/0x12.
 RC4_TYPES = ("0x17", "0x18", "23", "24")
 # Smoothing pseudo-counts for "share of this account's history" features: an account with no
@@ -47,6 +49,7 @@ FEATURES: dict[str, str] = {
     "no_preauth": "Kerberos TGT requested without pre-authentication (AS-REP)",
     "log_dormant_days": "log(1 + days since the account's last active hour); 0 without history",
     "private_source": "source IP is private (RFC 1918, loopback, link-local)",
+    "has_source_ip": "the event names a source address other than loopback or a placeholder",
     "log_days_observed": "log(1 + days of authentication history in the store before this hour)",
     "host_failed_users_1h": "for a failure: distinct accounts failing on this host in the trailing hour",
 }
@@ -176,6 +179,7 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "no_preauth": _num(raw, "no_preauth"),
         "log_dormant_days": np.log1p(_num(raw, "hours_since_last_active") / 24.0),
         "private_source": _is_private(_text(raw, "source_ip")),
+        "has_source_ip": ~np.isin(_text(raw, "source_ip"), (None, *LOOPBACK_ADDRESSES)),
         # only on failures: a success on a busy DC is not part of a spray there
         "host_failed_users_1h": _num(raw, "host_failed_users_1h") * _num(raw, "failed"),
         "log_days_observed": np.log1p(np.maximum(_num(raw, "hours_observed"), 0.0) / 24.0),
@@ -194,6 +198,7 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "enc_type": enc,
         "service": _text(raw, "service_name"),
         "scenario": _text(raw, "scenario"),
+        "credential_target": _text(raw, "credential_target"),
         "user_failures_1h": _num(raw, "user_failures_1h"),
         "source_failures_1h": _num(raw, "source_failures_1h"),
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SOURCE_FINDINGS = ("password_spray", "source_failure_burst")
+SOURCE_FINDINGS = ("password_spray", "source_failure_burst", "success_from_spraying_source")
 HOST_FINDINGS = ("host_failure_spread", "account_failure_burst")
 # Loopback and placeholder addresses name no machine: they are never an alert's subject.
 NOT_AN_ADDRESS = ("127.0.0.1", "::1", "-", "::ffff:127.0.0.1", "0.0.0.0", "")
@@ -80,12 +80,14 @@ def alert_subjects(
     source_strength: np.ndarray | None,
     hosts: np.ndarray | None = None,
     host_finding: np.ndarray | None = None,
+    credential_targets: np.ndarray | None = None,
 ) -> np.ndarray:
     """The subject of each event's alert. Where any event of a source IP on a day has a source
     finding (spray, failures from one address), every event of that IP on that day belongs to the
     source's alert: one incident, not one alert per sprayed account. Failures without a source
     address that spread over many accounts on one host (NTLM checks at a DC) belong to that
-    host's alert. Otherwise the account."""
+    host's alert. Otherwise the account. An account whose credentials another account used
+    explicitly (run-as, event 4648) that day shares the user's alert: one incident."""
     by_user = np.char.add("account:", np.where(users == None, "", users).astype(str))  # noqa: E711
     if source_strength is None:
         return by_user
@@ -107,7 +109,28 @@ def alert_subjects(
         by_host = np.char.add("host:", np.where(hosts == None, "", hosts).astype(str))  # noqa: E711
         attach = host_finding & ~has_ip
         subjects = np.where(attach & (joined != ""), joined, np.where(attach, by_host, subjects)).astype(str)
+    if credential_targets is not None:
+        subjects = _merge_credential_targets(subjects, credential_targets, days)
     return subjects
+
+
+def _merge_credential_targets(subjects: np.ndarray, targets: np.ndarray, days: np.ndarray) -> np.ndarray:
+    # a computer account ($) logs 4648 for every interactive logon on its machine: not a run-as
+    machine = np.char.endswith(subjects.astype(str), "$")
+    has_target = (targets != None) & ~machine  # noqa: E711
+    if not has_target.any():
+        return subjects
+    day_text = days.astype(str)
+    used_by = {
+        f"account:{target}|{day}": subject
+        for target, day, subject in zip(
+            targets[has_target], day_text[has_target], subjects[has_target], strict=True
+        )
+    }
+    keys = np.char.add(np.char.add(subjects.astype(str), "|"), day_text)
+    return np.array(
+        [used_by.get(key, subject) for key, subject in zip(keys.tolist(), subjects.tolist(), strict=True)]
+    )
 
 
 def budget_alerts(user_days: float, budget: float) -> int:

@@ -105,7 +105,12 @@ def run_training(
             random_state=options.seed,
             autoencoder={"epochs": options.epochs, "device": options.device, "threads": options.threads},
         ).fit(frame)
-        metadata = {**training_metadata(frame, detector, options), "trained_because": reason, "drift": drift}
+        metadata = {
+            **training_metadata(frame, detector, options),
+            "engine": getattr(reader, "engine", "embedded"),
+            "trained_because": reason,
+            "drift": drift,
+        }
         progress("saving the model")
         version = save_model(project_dir, detector, metadata)
         return TrainOutcome("trained", version, reason, len(frame), metadata=metadata)
@@ -156,7 +161,6 @@ def training_metadata(frame: EventFrame, detector: CombinedDetector, options: Tr
     codes, code_counts = np.unique(frame.columns["event_code"].astype(str), return_counts=True)
     return {
         "authml_version": __version__,
-        "engine": "embedded",
         "asset_lock_sha256": asset_lock_hash(),
         "time_zone": options.time_zone,
         "training_window": {

@@ -152,3 +152,19 @@ def test_silhouette_prefers_the_true_number_of_clusters():
     labels = np.repeat(np.arange(3), 50)
     assert silhouette(blobs, labels) > 0.9
     assert silhouette(blobs, rng.integers(0, 3, 150)) < 0.1
+
+
+def test_correlated_failure_findings_count_once(frames):
+    from authml.detect.rarity import FAMILY_SHARE, FINDING_NAMES, _damp_families
+
+    contributions = np.zeros((1, len(FINDING_NAMES)))
+    for name, value in (
+        ("account_failure_burst", 4.0),
+        ("source_failure_burst", 5.0),
+        ("rare_source_ip", 3.0),
+    ):
+        contributions[0, FINDING_NAMES.index(name)] = value
+    damped = _damp_families(contributions)[0]
+    assert damped[FINDING_NAMES.index("source_failure_burst")] == 5.0
+    assert damped[FINDING_NAMES.index("account_failure_burst")] == 4.0 * FAMILY_SHARE
+    assert damped[FINDING_NAMES.index("rare_source_ip")] == 3.0, "another family still counts in full"

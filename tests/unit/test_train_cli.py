@@ -80,7 +80,7 @@ def test_a_changed_time_zone_forces_a_new_version(trained_project):
 
 def test_second_run_is_refused_while_the_lock_is_held(trained_project, capsys):
     with TrainingLock(models_dir(trained_project)):
-        assert _exit_code(trained_project) == 6
+        assert _exit_code(trained_project) == 7
     assert "another authml train" in capsys.readouterr().err
 
 
@@ -108,3 +108,35 @@ def test_drift_needs_enough_rows_and_a_real_shift():
     assert moved.decision == "retrain" and "feature b" in moved.reason
     assert check_drift(profile, shifted[:50], names).decision == "too-few-rows"
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+
+
+def test_drift_since_training_triggers_a_new_version(tmp_path):
+    from datetime import datetime, timedelta
+
+    from tests.unit.train_store import logon
+
+    project = tmp_path / "project"
+    store = write_events(project, benign_history(8, 14, seed=4))
+    build_feature_tables(store)
+    store.close()
+    first = json.loads(_train(project).output)
+    assert first["decision"] == "trained"
+    # a week of night shifts from new addresses: every hour-of-day and address feature moves
+    night = [
+        logon(
+            datetime(2024, 3, 18) + timedelta(days=day, hours=1, minutes=7 * i),
+            f"user{u:03d}",
+            ip=f"10.77.0.{u}",
+            record=10**6 + day * 1000 + u * 50 + i,
+        )
+        for day in range(7)
+        for u in range(8)
+        for i in range(6)
+    ]
+    store = write_events(project, night)
+    build_feature_tables(store)
+    store.close()
+    outcome = json.loads(_train(project, "--min-drift-rows", "100").output)
+    assert outcome["decision"] == "trained", outcome
+    assert "drifted" in outcome["reason"]
+    assert read_metadata(project)["drift"]["decision"] == "retrain"
