@@ -56,27 +56,50 @@ def step_ingest(store_dir: str, events: str) -> dict:
 
 def step_bulk_load(store_dir: str, events: str) -> dict:
     """Fills the events table straight from NDJSON with DuckDB: the typed columns ingest would
-    fill, event.ingested = load time. Not the ingest path; used where ingest would take hours."""
-    from authml.embedded.schema import event_columns, quote
+    fill. Not the ingest path; used where ingest would take hours."""
+    from authml.embedded.schema import event_columns
     from authml.embedded.store import Store
 
     started = time.perf_counter()
     with Store.open(Path(store_dir), create=True) as store:
-        store.connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-        columns = []
-        for column in event_columns():
-            if column.field == "event.ingested":
-                columns.append("CAST(now() AS TIMESTAMP)")
-                continue
-            path = "$." + ".".join(f'"{p}"' for p in column.field.split("."))
-            columns.append(f"TRY_CAST(json_extract_string(json, '{path}') AS {column.sql_type})")
-        identity = "sha256('winlog|' || json_extract_string(json, '$.winlog.computer_name') || '|' || json_extract_string(json, '$.winlog.channel') || '|' || json_extract_string(json, '$.winlog.record_id'))"
-        store.connection.execute(
-            f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', "
-            f"CAST(row_number() OVER () AS VARCHAR) FROM read_ndjson_objects('{events}') ON CONFLICT DO NOTHING"
+        connection = store.connection
+        connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        fields = [column.field for column in event_columns()] + [
+            "winlog.computer_name",
+            "winlog.channel",
+            "winlog.record_id",
+        ]
+        paths = ", ".join(
+            "'$." + ".".join(f'"{part}"' for part in field.split(".")) + "'" for field in fields
         )
-        _ = quote
+        # One parse per record: every path extracted at once. event.ingested = the event time, as
+        # when a shipper streams events as they happen (all before any later real ingest).
+        timestamp = [c.field for c in event_columns()].index("@timestamp") + 1
+        columns = [
+            f"TRY_CAST(v[{timestamp if column.field == 'event.ingested' else i + 1}] AS {column.sql_type})"
+            for i, column in enumerate(event_columns())
+        ]
+        computer, channel, record = (len(fields) - 2, len(fields) - 1, len(fields))
+        identity = f"sha256('winlog|' || v[{computer}] || '|' || v[{channel}] || '|' || v[{record}])"
+        # One transaction per million records keeps DuckDB from spilling the whole file.
+        for chunk in _chunks(Path(events), Path(store_dir).parent / "chunks"):
+            values = (
+                f"SELECT json, json_extract_string(json, [{paths}]) AS v FROM read_ndjson_objects('{chunk}')"
+            )
+            connection.execute(
+                f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', v[{record}] "
+                f"FROM ({values}) ON CONFLICT DO NOTHING"
+            )
+            chunk.unlink()
     return {"seconds": time.perf_counter() - started}
+
+
+def _chunks(events: Path, folder: Path, size: int = 1_000_000):
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["split", "-l", str(size), "-d", "-a", "3", str(events), str(folder / "part-")], check=True
+    )
+    yield from sorted(folder.glob("part-*"))
 
 
 def step_build(store_dir: str, full: str) -> dict:
@@ -90,6 +113,7 @@ def step_build(store_dir: str, full: str) -> dict:
         seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "multi_value_check_seconds": round(results[0].check_seconds, 2) if results else 0.0,
         "tables": {
             r.transform_id: [r.mode, r.buckets_written, r.table_rows, round(r.seconds, 2)] for r in results
         },
@@ -259,13 +283,19 @@ def bench(size: int, workdir: Path, loader: str, pandas_limit: int) -> None:
     load = run_step("ingest" if loader == "ingest" else "bulk_load", str(store_dir), str(base))
     print(f"authml {loader:<10} {fmt(load)}", flush=True)
     build = run_step("build", str(store_dir), "full")
-    print(f"authml build (full)  {fmt(build)}  {build.get('tables')}", flush=True)
+    print(
+        f"authml build (full)  {fmt(build)}  check {build.get('multi_value_check_seconds')}s  {build.get('tables')}",
+        flush=True,
+    )
     hand = run_step("handwritten", str(store_dir))
     print(f"hand-written DuckDB  {fmt(hand)}", flush=True)
     more = run_step("ingest", str(store_dir), str(extra))
     print(f"ingest +1% events    {fmt(more)}", flush=True)
     incremental = run_step("build", str(store_dir), "incremental")
-    print(f"authml build (+1%)   {fmt(incremental)}  {incremental.get('tables')}", flush=True)
+    print(
+        f"authml build (+1%)   {fmt(incremental)}  check {incremental.get('multi_value_check_seconds')}s  {incremental.get('tables')}",
+        flush=True,
+    )
     pandas = run_step("pandas", str(base), str(pandas_limit))
     limit_text = f" (address-space limit {pandas_limit / 2**30:.1f} GiB)" if pandas_limit else ""
     print(f"pandas approach      {fmt(pandas)}{limit_text}", flush=True)
@@ -273,6 +303,8 @@ def bench(size: int, workdir: Path, loader: str, pandas_limit: int) -> None:
         print(
             f"ratio engine build / hand-written query: {build['seconds'] / hand['seconds']:.2f} (target <= 1.5)"
         )
+        tables_only = build["seconds"] - build.get("multi_value_check_seconds", 0.0)
+        print(f"ratio without the multi-value check: {tables_only / hand['seconds']:.2f}")
     if "failed" not in build and "failed" not in incremental:
         print(
             f"ratio incremental (+1%) / full build: {incremental['seconds'] / build['seconds']:.1%} (target < 5%)"

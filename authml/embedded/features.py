@@ -1,58 +1,31 @@
 """Feature tables: every transform in es_assets/transforms evaluated over the store's events.
 
 Each transform materialises as a table named after its dest index, with ``_id`` and one column per
-leaf of the destination document, named by its dotted path. Builds are continuous as in
-Elasticsearch (ES-NOTES 2.6), with one difference in what "now" is:
-
-* "now" is the store's newest ``event.ingested``. Ingest and build cannot overlap (the store is
-  locked by the writer), so every committed event is visible; a checkpoint therefore reaches the
-  newest ingested event instead of stopping ``sync.time.delay`` short of the wall clock.
-* A checkpoint records that upper bound. The next run reads the events with
-  ``event.ingested > checkpoint - delay``, so events stored late (with an ingest time up to
-  ``delay`` before the checkpoint) are still picked up, then recomputes every bucket those events
-  fall into over that bucket's whole history and replaces those rows. That is the buckets ES
-  recomputes (changed terms over all history, date buckets from the rounded checkpoint),
-  narrowed to the exact composite keys touched, so the tables always equal a full rebuild.
-* Events without the sync field are never read, in full builds as in incremental ones (ES's
-  checkpoint queries filter on the sync field).
+leaf of the destination document, named by its dotted path (a terms aggregation is a
+``MAP(VARCHAR, BIGINT)`` column). ``read_feature_documents`` gives rows back as the documents ES
+would hold. Builds are continuous, with checkpoints on the sync field; see
+``authml.embedded.feature_build`` and docs/engine.md for what "now" is and what a run recomputes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from authml.assets import assets_dir, load_asset_file
 from authml.embedded.duck import fetch_dicts, prepare
-from authml.embedded.multivalue import reject_multi_valued
 from authml.embedded.schema import event_columns
 from authml.embedded.store import Store
 from authml.engine.compile import CompiledPivot, compile_pivot
-from authml.engine.fields import FieldCatalog, quote, sql_string
+from authml.engine.fields import FieldCatalog, quote
 from authml.engine.output import to_document
 from authml.errors import AssetError, NotReadyError
 
-CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
-  transform_id VARCHAR PRIMARY KEY,
-  dest_index VARCHAR NOT NULL,
-  definition_sha256 VARCHAR NOT NULL,
-  sync_upper TIMESTAMP,
-  built_at TIMESTAMP NOT NULL,
-  rows BIGINT NOT NULL
-)"""
-# The events within sync.time.delay before a checkpoint that the checkpoint already covered: the
-# next run reads that stretch again for late arrivals but skips these.
-CHECKPOINT_TAIL_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoint_tail (
-  transform_id VARCHAR NOT NULL,
-  _id VARCHAR NOT NULL
-)"""
-CHECKPOINT_COLUMNS = ["transform_id", "dest_index", "definition_sha256", "sync_upper", "built_at", "rows"]
 EVENTS_RELATION = "events"
 
 
@@ -79,6 +52,7 @@ class BuildResult:
     buckets_written: int
     table_rows: int
     seconds: float
+    check_seconds: float = 0.0  # the multi-value check, shared by all transforms of the build
 
 
 def feature_definitions(directory: Path | None = None) -> list[FeatureDefinition]:
@@ -150,16 +124,6 @@ def _require_sync(pivot: CompiledPivot, definition: FeatureDefinition) -> str:
     return quote(pivot.sync_field)
 
 
-@dataclass(slots=True)
-class _Plan:
-    definition: FeatureDefinition
-    pivot: CompiledPivot
-    catalog: _StoreCatalog
-    table: str
-    bounded: str  # every event up to the new checkpoint
-    window: str | None  # the events an incremental run reads; None for a full build
-
-
 def build_features(
     store: Store,
     *,
@@ -167,140 +131,11 @@ def build_features(
     definitions: list[FeatureDefinition] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[BuildResult]:
-    """Bring every feature table up to the store's newest event (incrementally where possible)."""
-    connection = prepare(store.connection)
-    _ensure_checkpoint_tables(connection)
-    upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM events").fetchone()[0]
-    plans = [
-        _plan(connection, definition, upper, full)
-        for definition in (definitions if definitions is not None else feature_definitions())
-    ]
-    _check_single_values(connection, plans)
-    results = []
-    for plan in plans:
-        results.append(_execute(store, plan, upper))
-        if progress:
-            progress(plan.definition.transform_id)
-    return results
+    """Bring every feature table up to the store's newest event (incrementally where possible);
+    see authml.embedded.feature_build."""
+    from authml.embedded.feature_build import build
 
-
-def _plan(connection, definition: FeatureDefinition, upper: datetime | None, full: bool) -> _Plan:
-    now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
-    pivot, catalog = _compile(definition, now)
-    sync = _require_sync(pivot, definition)
-    checkpoint = connection.execute(
-        "SELECT definition_sha256, sync_upper FROM feature_checkpoints WHERE transform_id = ?",
-        [definition.transform_id],
-    ).fetchone()
-    incremental = (
-        not full
-        and checkpoint is not None
-        and checkpoint[0] == definition.sha256
-        and checkpoint[1] is not None
-        and _table_exists(connection, definition.dest_index)
-    )
-    bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
-    window = None
-    if incremental:
-        window = (
-            f"{sync} > {_timestamp(_minus_ms(checkpoint[1], pivot.sync_delay_ms))} AND {bounded} AND _id NOT IN "
-            f"(SELECT _id FROM feature_checkpoint_tail WHERE transform_id = {sql_string(definition.transform_id)})"
-        )
-    return _Plan(definition, pivot, catalog, quote(definition.dest_index), bounded, window)
-
-
-def _check_single_values(connection, plans: list[_Plan]) -> None:
-    """One pass over the events any plan reads, for arrays in any field a transform reads."""
-    scopes = [f"(({p.pivot.where_sql}) AND {p.window or p.bounded})" for p in plans]
-    if not scopes:
-        return
-    typed = set().union(*(p.catalog.typed_used for p in plans))
-    document = set().union(*(p.catalog.document_used for p in plans))
-    readers = ", ".join(p.definition.transform_id for p in plans)
-    reject_multi_valued(connection, readers, typed, document, " OR ".join(scopes))
-
-
-def _execute(store: Store, plan: _Plan, upper: datetime | None) -> BuildResult:
-    started = time.perf_counter()
-    connection, pivot, table = store.connection, plan.pivot, plan.table
-    transform_id = sql_string(plan.definition.transform_id)
-    with store.transaction():
-        if plan.window is None:
-            connection.execute(
-                f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS_RELATION, extra_where=plan.bounded)}"
-            )
-            written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            mode = "full"
-        else:
-            written = _incremental(connection, pivot, table, plan.bounded, plan.window)
-            mode = "incremental" if written else "unchanged"
-        rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        connection.execute(f"DELETE FROM feature_checkpoint_tail WHERE transform_id = {transform_id}")
-        if upper:
-            sync = quote(pivot.sync_field)
-            tail = f"{sync} > {_timestamp(_minus_ms(upper, pivot.sync_delay_ms))} AND {plan.bounded}"
-            connection.execute(
-                f"INSERT INTO feature_checkpoint_tail SELECT {transform_id}, _id FROM events WHERE {tail}"
-            )
-        connection.execute(
-            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-            [plan.definition.transform_id, plan.definition.dest_index, plan.definition.sha256, upper,
-             datetime.now(UTC).replace(tzinfo=None), rows],
-        )  # fmt: skip
-    return BuildResult(
-        plan.definition.transform_id,
-        plan.definition.dest_index,
-        mode,
-        written,
-        rows,
-        time.perf_counter() - started,
-    )
-
-
-def _minus_ms(moment: datetime, milliseconds: int) -> datetime:
-    return moment - timedelta(milliseconds=milliseconds)
-
-
-def _ensure_checkpoint_tables(connection) -> None:
-    columns = [
-        row[0]
-        for row in connection.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'feature_checkpoints' "
-            "ORDER BY ordinal_position"
-        ).fetchall()
-    ]
-    if columns and columns != CHECKPOINT_COLUMNS:
-        # A checkpoint from an older layout: features are derived data, so rebuild them in full.
-        connection.execute("DROP TABLE feature_checkpoints")
-    connection.execute(CHECKPOINTS_DDL)
-    connection.execute(CHECKPOINT_TAIL_DDL)
-
-
-def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window: str) -> int:
-    """Recompute the buckets the events in ``window`` fall into, over their whole history."""
-    keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
-        f"FROM ({pivot.source_sql(EVENTS_RELATION, window)})"
-    )
-    changed = connection.execute("SELECT count(*) FROM __changed_keys").fetchone()[0]
-    if changed:
-        match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __grouped_keys.{k}" for k in keys)
-        region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
-        # The region is written against the key aliases; in __grouped they are plain columns.
-        sql = pivot.select_sql(
-            EVENTS_RELATION, extra_where=bounded, region=region.replace("__grouped_keys.", "__src.")
-        )
-        dest_match = " AND ".join(
-            f"c.{k} IS NOT DISTINCT FROM {table}.{quote(g.column)}"
-            for k, g in zip(keys, pivot.groups, strict=True)
-        )
-        connection.execute(
-            f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM __changed_keys c WHERE {dest_match})"
-        )
-        connection.execute(f"INSERT INTO {table} {sql}")
-    connection.execute("DROP TABLE __changed_keys")
-    return changed
+    return build(store, full=full, definitions=definitions, progress=progress)
 
 
 def _table_exists(connection, name: str) -> bool:

@@ -3,8 +3,11 @@
 In Elasticsearch a field holding ``[a, b]`` counts twice in value_count, lands in two terms
 buckets, and so on. The store's typed columns hold one value: ingest leaves them NULL for a
 multi-valued field and keeps the array in ``document``. Reading such a NULL as "missing" would
-compute something different from ES, so a build first looks for arrays in the fields a transform
-reads and stops, naming the event, if there are any.
+compute something different from ES, so a build first looks for arrays in the fields the
+transforms read and stops, naming the event, if there are any.
+
+Reading the documents is the expensive part of a full build (about as much as computing one
+feature table); an incremental build checks only the events it reads.
 """
 
 from __future__ import annotations
@@ -18,37 +21,38 @@ def _json_path(field: str) -> str:
 
 
 def multi_valued_probe_sql(typed_fields: list[str], document_fields: list[str], condition: str) -> str | None:
-    """SQL yielding (event id, field) of one event whose document holds an array for a field the
-    transform reads, or nothing. Typed fields are probed only where the column is NULL, and only
-    after a substring test, so the JSON is parsed for few rows."""
-    probes = []
-    for field in typed_fields:
-        leaf = field.split(".")[-1]
-        needle = sql_string(f'"{leaf}":[')
-        path = sql_string(_json_path(field))
-        probes.append(
-            f"SELECT _id, {sql_string(field)} FROM events WHERE ({condition}) AND {quote(field)} IS NULL "
-            f"AND contains(CAST(document AS VARCHAR), {needle}) AND json_type(document, {path}) = 'ARRAY'"
-        )
-    for field in document_fields:
-        path = sql_string(_json_path(field))
-        probes.append(
-            f"SELECT _id, {sql_string(field)} FROM events WHERE ({condition}) AND json_type(document, {path}) = 'ARRAY'"
-        )
-    if not probes:
+    """SQL yielding (event id, field) of one event whose document holds an array for one of the
+    fields, or nothing. Only rows with a NULL typed column can hide an array there; each
+    document is parsed once for all fields."""
+    fields = [*typed_fields, *document_fields]
+    if not fields:
         return None
-    return " UNION ALL ".join(f"({probe} LIMIT 1)" for probe in probes) + " LIMIT 1"
+    paths = ", ".join(sql_string(_json_path(f)) for f in fields)
+    names = ", ".join(sql_string(f) for f in fields)
+    may_hide = " OR ".join(
+        [f"{quote(f)} IS NULL" for f in typed_fields] + (["TRUE"] if document_fields else [])
+    )
+    types = f"list_transform(json_extract(document, [{paths}]), lambda value: json_type(value))"
+    return (
+        f"SELECT _id, [{names}][list_position({types}, 'ARRAY')] FROM events "
+        f"WHERE ({condition}) AND ({may_hide}) AND list_contains({types}, 'ARRAY') LIMIT 1"
+    )
 
 
-def reject_multi_valued(connection, transform_id: str, typed_fields, document_fields, condition: str) -> None:
+def reject_multi_valued(
+    connection,
+    readers: str,
+    typed_fields: set[str],
+    document_fields: set[str],
+    condition: str,
+) -> None:
+    """Stop if an event matching ``condition`` holds an array in one of the fields."""
     sql = multi_valued_probe_sql(sorted(typed_fields), sorted(document_fields), condition)
-    if sql is None:
-        return
-    found = connection.execute(sql).fetchone()
+    found = connection.execute(sql).fetchone() if sql else None
     if found:
         event_id, field = found
         raise StoreError(
-            f"event {event_id} holds several values in [{field}], which the transform {transform_id} reads; "
+            f"event {event_id} holds several values in [{field}], which the transforms {readers} read; "
             "the embedded engine does not evaluate multi-valued fields (Elasticsearch would count each value), "
             "so it stops rather than compute something different"
         )

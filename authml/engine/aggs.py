@@ -20,6 +20,7 @@ from authml.engine.fields import (
     FieldCatalog,
     SourceField,
     UnsupportedConstruct,
+    member,
 )
 from authml.engine.query import QueryCompiler
 
@@ -169,12 +170,12 @@ class AggregationCompiler:
         value = f"CAST({field.sql} AS DOUBLE)"
         count = self._aggregate(f"count({value})", condition)
         self._leaf((*prefix, "count"), "double", "double", f"CAST({count} AS DOUBLE)")
-        for member in ("min", "max", "avg"):
+        for statistic in ("min", "max", "avg"):
             self._leaf(
-                (*prefix, member),
+                (*prefix, statistic),
                 "double",
                 "double",
-                self._aggregate(f"{member}({value})", condition),
+                self._aggregate(f"{statistic}({value})", condition),
                 omit=True,
             )
         total = self._aggregate(f"sum({value})", condition)
@@ -212,7 +213,7 @@ class AggregationCompiler:
         for sub_name, sub in subs.items():
             # Sub-aggregation names are not split on dots (AggregationResultUtils).
             self.compile(
-                sub_name, sub, f"{subs_path}.{sub_name}", condition=combined, prefix=(*prefix, sub_name)
+                sub_name, sub, member(subs_path, sub_name), condition=combined, prefix=(*prefix, sub_name)
             )
 
     def _terms(self, params, path, condition, prefix) -> None:

@@ -21,6 +21,7 @@ from authml.engine.fields import (
     FieldCatalog,
     SourceField,
     UnsupportedConstruct,
+    member,
 )
 from authml.engine.query import QueryCompiler
 from authml.engine.timeunits import CALENDAR_UNITS, fixed_interval_ms, offset_ms, time_setting_ms
@@ -29,6 +30,14 @@ from authml.errors import AssetError
 
 # GroupByOptimizer: date_histogram before histogram before terms; an indexed field adds 50.
 GROUP_PRIORITY = {"date_histogram": 400, "histogram": 300, "terms": 200}
+# The longest a calendar bucket can last (a daylight-saving change adds an hour).
+CALENDAR_LONGEST_MS = {
+    unit: (days * 86_400_000 if days else 0) + extra
+    for unit, days, extra in (
+        ("minute", 0, 60_000), ("hour", 0, 3_600_000), ("day", 1, 3_600_000), ("week", 7, 3_600_000),
+        ("month", 31, 3_600_000), ("quarter", 92, 3_600_000), ("year", 366, 3_600_000),
+    )
+}  # fmt: skip
 _UTC_NAMES = {"UTC", "Z", "ETC/UTC", "GMT", "ETC/GMT", "+00:00", "-00:00", "UCT"}
 
 
@@ -41,7 +50,7 @@ class GroupKey:
     key_sql: str  # the bucket key over the source relation
     value_type: str  # how output renders the key: keyword, ip, long, double, float, date
     mapping_type: str | None  # deduced dest mapping
-    bucket_ms: int | None = None  # fixed-size date buckets: width, for change detection
+    bucket_ms: int | None = None  # date buckets: the longest a bucket lasts, for change detection
     json_path: str = ""
 
     @property
@@ -158,14 +167,14 @@ def compile_pivot(
     source = body["source"]
     where_sql = QueryCompiler(catalog, file, now).compile(source.get("query"), "$.source.query")
     groups = tuple(
-        _compile_group(name, spec, f"$.pivot.group_by.{name}", catalog, file)
+        _compile_group(name, spec, member("$.pivot.group_by", name), catalog, file)
         for name, spec in pivot["group_by"].items()
     )
     agg_key = "aggregations" if "aggregations" in pivot else "aggs"
     compiler = AggregationCompiler(catalog, file, now, dates_as_epoch)
     for name, spec in pivot.get(agg_key, {}).items():
         compiler.compile(
-            name, spec, f"$.pivot.{agg_key}.{name}", condition=None, prefix=tuple(name.split("."))
+            name, spec, member(f"$.pivot.{agg_key}", name), condition=None, prefix=tuple(name.split("."))
         )
     columns = [g.column for g in groups] + [leaf.column for leaf in compiler.leaves]
     duplicates = {c for c in columns if columns.count(c) > 1}
@@ -250,15 +259,16 @@ def _date_bucket_sql(column: str, params: dict, path: str, file: str) -> tuple[s
         floored = f"({local} - ((({local} % {interval}) + {interval}) % {interval}))"
         return f"epoch_ms({floored} - {zone_offset} + {offset})", interval
     unit = CALENDAR_UNITS[str(params["calendar_interval"])]
+    longest = CALENDAR_LONGEST_MS[unit]
     shifted_ts = f"epoch_ms({shifted})"
     if zone_offset is not None:
         local = f"({shifted_ts} + INTERVAL ({zone_offset}) MILLISECOND)"
         truncated = f"date_trunc('{unit}', {local})"
-        return f"epoch_ms(epoch_ms({truncated}) - {zone_offset} + {offset})", None
+        return f"epoch_ms(epoch_ms({truncated}) - {zone_offset} + {offset})", longest
     # A named zone: truncate in local time, then back to UTC (ICU).
     local = f"timezone('{zone}', CAST({shifted_ts} AS TIMESTAMPTZ))"
     back = f"CAST(timezone('{zone}', date_trunc('{unit}', {local})) AS TIMESTAMP)"
-    return f"epoch_ms(epoch_ms({back}) + {offset})", None
+    return f"epoch_ms(epoch_ms({back}) + {offset})", longest
 
 
 def _fixed_zone_offset_ms(zone: str) -> int | None:

@@ -7,6 +7,7 @@ or JSON expression that holds it in the source relation. Fields absent from the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,15 @@ class UnsupportedConstruct(AssetError):
     def __init__(self, file: str, json_path: str, message: str):
         super().__init__(f"{file}: {json_path}: {message}")
         self.file, self.json_path, self.reason = file, json_path, message
+
+
+_PLAIN_MEMBER = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def member(path: str, name: str) -> str:
+    """``path.name``, or ``path['name']`` when the name holds dots or other punctuation, so a
+    JSON path stays unambiguous for names such as ``user.name``."""
+    return f"{path}.{name}" if _PLAIN_MEMBER.match(name) else f"{path}['{name}']"
 
 
 def quote(identifier: str) -> str:

@@ -19,6 +19,7 @@ from authml.engine.fields import (
     FieldCatalog,
     SourceField,
     UnsupportedConstruct,
+    member,
     sql_string,
 )
 from authml.engine.timeunits import TimeValueError, resolve_date_math
@@ -62,17 +63,18 @@ class QueryCompiler:
     def _term(self, params: Any, path: str) -> str:
         name, spec = self._single_field(params, path)
         options = spec if isinstance(spec, dict) else {"value": spec}
-        self._only(options, {"value", "boost", "case_insensitive", "_name"}, f"{path}.{name}")
+        self._only(options, {"value", "boost", "case_insensitive", "_name"}, member(path, name))
         if "value" not in options:
-            raise self.fail(f"{path}.{name}", "term query needs a [value]")
-        field = self._field(name, f"{path}.{name}")
+            raise self.fail(member(path, name), "term query needs a [value]")
+        field = self._field(name, member(path, name))
         if field.es_type is None:
             return "FALSE"
-        literal = self._literal(field, options["value"], f"{path}.{name}")
+        literal = self._literal(field, options["value"], member(path, name))
         if options.get("case_insensitive"):
             if field.es_type not in KEYWORD_LIKE:
                 raise self.fail(
-                    f"{path}.{name}.case_insensitive", "case_insensitive works on keyword fields only"
+                    member(member(path, name), "case_insensitive"),
+                    "case_insensitive works on keyword fields only",
                 )
             return f"coalesce(lower({field.sql}) = lower({literal}), FALSE)"
         return f"coalesce({field.sql} = {literal}, FALSE)"
@@ -80,11 +82,11 @@ class QueryCompiler:
     def _terms(self, params: Any, path: str) -> str:
         name, values = self._single_field(params, path)
         if not isinstance(values, list):
-            raise self.fail(f"{path}.{name}", "terms lookup is not supported; give a list of values")
-        field = self._field(name, f"{path}.{name}")
+            raise self.fail(member(path, name), "terms lookup is not supported; give a list of values")
+        field = self._field(name, member(path, name))
         if field.es_type is None or not values:
             return "FALSE"
-        literals = ", ".join(self._literal(field, value, f"{path}.{name}") for value in values)
+        literals = ", ".join(self._literal(field, value, member(path, name)) for value in values)
         return f"coalesce({field.sql} IN ({literals}), FALSE)"
 
     def _exists(self, params: Any, path: str) -> str:
@@ -94,7 +96,7 @@ class QueryCompiler:
 
     def _range(self, params: Any, path: str) -> str:
         name, bounds = self._single_field(params, path)
-        bounds_path = f"{path}.{name}"
+        bounds_path = member(path, name)
         if not isinstance(bounds, dict):
             raise self.fail(bounds_path, "range needs an object of bounds")
         self._only(

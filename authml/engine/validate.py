@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from authml.assets.findings import Finding
+from authml.engine.fields import member
 from authml.engine.timeunits import (
     CALENDAR_UNITS,
     TimeValueError,
@@ -150,14 +151,14 @@ def _check_pivot(pivot: Any, add) -> None:
         add("$.pivot.group_by", "transform.group_by.missing", "[pivot.group_by] must name at least one group")
         group_by = {}
     for name, source in group_by.items():
-        _check_group(name, source, f"$.pivot.group_by.{name}", add)
+        _check_group(name, source, member("$.pivot.group_by", name), add)
     aggs = pivot.get("aggregations", pivot.get("aggs", {}))
     if not isinstance(aggs, dict):
         add("$.pivot.aggregations", "transform.aggs.shape", "[pivot.aggregations] must be an object")
         aggs = {}
     agg_key = "aggregations" if "aggregations" in pivot else "aggs"
     for name, agg in aggs.items():
-        _check_agg(name, agg, f"$.pivot.{agg_key}.{name}", add)
+        _check_agg(name, agg, member(f"$.pivot.{agg_key}", name), add)
     _check_names(list(group_by), list(aggs), agg_key, add)
 
 
@@ -271,19 +272,21 @@ def _check_agg(name: str, agg: Any, path: str, add) -> None:
         add(f"{path}.{sub_key}", "transform.aggs.shape", "sub-aggregations must be an object")
         return
     for sub_name, sub in subs.items():
-        _check_agg(sub_name, sub, f"{path}.{sub_key}.{sub_name}", add)
+        _check_agg(sub_name, sub, member(f"{path}.{sub_key}", sub_name), add)
 
 
 def _check_names(groups: list[str], aggs: list[str], agg_key: str, add) -> None:
     """Output names are split on dots into nested objects: no name twice, none both leaf and object."""
-    paths = {name: f"$.pivot.group_by.{name}" for name in groups}
+    paths = {name: member("$.pivot.group_by", name) for name in groups}
     for name in aggs:
         if name in paths:
             add(
-                f"$.pivot.{agg_key}.{name}", "transform.names.duplicate", f"duplicate field [{name}] detected"
+                member(f"$.pivot.{agg_key}", name),
+                "transform.names.duplicate",
+                f"duplicate field [{name}] detected",
             )
         else:
-            paths[name] = f"$.pivot.{agg_key}.{name}"
+            paths[name] = member(f"$.pivot.{agg_key}", name)
     for name, path in paths.items():
         parts = name.split(".")
         for depth in range(1, len(parts)):

@@ -229,3 +229,18 @@ def test_multi_valued_field_stops_the_build(project_dir):
     with pytest.raises(StoreError, match=r"several values in \[host.name\]"):
         build_features(store)
     store.close()
+
+
+@pytest.mark.parametrize("definition", feature_definitions(), ids=lambda d: d.transform_id)
+def test_every_asset_transform_builds_rows(store, definition):
+    """Any transform added under es_assets/transforms runs through the engine on the store."""
+    documents = read_feature_documents(store, definition)
+    assert documents, f"{definition.transform_id} produced no rows from the test events"
+    group_names = list(definition.body["pivot"]["group_by"])
+    for document in documents:
+        assert len(document["_id"]) == 32
+        for name in group_names:
+            node = document
+            for part in name.split("."):
+                node = node[part]
+            assert node is not None  # no missing_bucket in the assets: documents without a key are dropped
