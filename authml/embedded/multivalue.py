@@ -2,12 +2,10 @@
 
 In Elasticsearch a field holding ``[a, b]`` counts twice in value_count, lands in two terms
 buckets, and so on. The store's typed columns hold one value: ingest leaves them NULL for a
-multi-valued field and keeps the array in ``document``. Reading such a NULL as "missing" would
-compute something different from ES, so a build first looks for arrays in the fields the
-transforms read and stops, naming the event, if there are any.
-
-Reading the documents is the expensive part of a full build (about as much as computing one
-feature table); an incremental build checks only the events it reads.
+multi-valued field, keeps the array in ``document`` and names the field in
+``multi_valued_fields``. Reading such a NULL as "missing" would compute something different from
+ES, so a build first looks for such fields among those the transforms read and stops, naming the
+event, if there are any. Fields without a typed column can only be checked by parsing documents.
 """
 
 from __future__ import annotations
@@ -21,22 +19,27 @@ def _json_path(field: str) -> str:
 
 
 def multi_valued_probe_sql(typed_fields: list[str], document_fields: list[str], condition: str) -> str | None:
-    """SQL yielding (event id, field) of one event whose document holds an array for one of the
-    fields, or nothing. Only rows with a NULL typed column can hide an array there; each
-    document is parsed once for all fields."""
-    fields = [*typed_fields, *document_fields]
-    if not fields:
+    """SQL yielding (event id, field) of one event holding an array of several values for one of
+    the fields, or nothing. For typed fields ingest has already listed such fields in
+    ``multi_valued_fields``; only fields without a column need their documents parsed."""
+    probes = []
+    if typed_fields:
+        names = ", ".join(sql_string(f) for f in typed_fields)
+        probes.append(
+            f"SELECT _id, list_filter(multi_valued_fields, lambda f: list_contains([{names}], f))[1] FROM events "
+            f"WHERE ({condition}) AND list_has_any(multi_valued_fields, [{names}])"
+        )
+    if document_fields:
+        paths = ", ".join(sql_string(_json_path(f)) for f in document_fields)
+        names = ", ".join(sql_string(f) for f in document_fields)
+        types = f"list_transform(json_extract(document, [{paths}]), lambda value: json_type(value))"
+        probes.append(
+            f"SELECT _id, [{names}][list_position({types}, 'ARRAY')] FROM events "
+            f"WHERE ({condition}) AND list_contains({types}, 'ARRAY')"
+        )
+    if not probes:
         return None
-    paths = ", ".join(sql_string(_json_path(f)) for f in fields)
-    names = ", ".join(sql_string(f) for f in fields)
-    may_hide = " OR ".join(
-        [f"{quote(f)} IS NULL" for f in typed_fields] + (["TRUE"] if document_fields else [])
-    )
-    types = f"list_transform(json_extract(document, [{paths}]), lambda value: json_type(value))"
-    return (
-        f"SELECT _id, [{names}][list_position({types}, 'ARRAY')] FROM events "
-        f"WHERE ({condition}) AND ({may_hide}) AND list_contains({types}, 'ARRAY') LIMIT 1"
-    )
+    return " UNION ALL ".join(f"({probe} LIMIT 1)" for probe in probes) + " LIMIT 1"
 
 
 def reject_multi_valued(

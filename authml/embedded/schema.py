@@ -75,7 +75,8 @@ def events_ddl() -> str:
   {typed},
   document JSON NOT NULL,
   source_file VARCHAR,
-  source_position VARCHAR
+  source_position VARCHAR,
+  multi_valued_fields VARCHAR[]
 )"""
 
 

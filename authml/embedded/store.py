@@ -52,9 +52,12 @@ class StoredEvent:
 
     event_id: str
     document: dict[str, Any]
-    typed_values: tuple[Any, ...]  # one value per schema column, in event_columns() order
+    typed_values: tuple[Any, ...] | list[Any]  # one value per schema column, in event_columns() order
     source_file: str
     source_position: str
+    # Typed fields whose value was an array of several values: their column is NULL and the values
+    # stay in `document`. The embedded engine refuses to read such a field rather than miscount.
+    multi_valued_fields: tuple[str, ...] = ()
 
 
 class Store:
@@ -135,7 +138,11 @@ class Store:
         for index, column in enumerate(columns):
             arrays[f"c{index}"] = pa.array(typed_columns[index], pa.string())
             select.append(f"TRY_CAST(c{index} AS {column.sql_type})")
-        select += ["document", "source_file", "source_position"]
+        arrays["multi_valued_fields"] = pa.array(
+            [list(e.multi_valued_fields) if e.multi_valued_fields else None for e in events],
+            pa.list_(pa.string()),
+        )
+        select += ["document", "source_file", "source_position", "multi_valued_fields"]
         self.connection.register("authml_batch", pa.table(arrays))
         try:
             (inserted,) = self.connection.execute(

@@ -135,3 +135,27 @@ def test_forced_format_overrides_detection(tmp_path, project_dir):
     source = write_ndjson(tmp_path / "events.log", [auth_event(1)])
     summary = ingest_json(project_dir, source, extra=("--format", "ndjson"))
     assert summary["files"][0]["format"] == "ndjson" and summary["total"]["stored"] == 1
+
+
+def test_typed_columns_follow_es_semantics_for_arrays_and_dotted_keys(tmp_path, project_dir):
+    several = auth_event(1)
+    several["host"]["name"] = ["WS01", "WS02"]  # two values: the column cannot hold them
+    single = auth_event(2)
+    single["event"]["category"] = ["authentication"]  # one value in an array is that value
+    dotted = {
+        "@timestamp": "2025-01-06T09:00:00Z",
+        "user.name": "bob",
+        "event.code": "4625",
+        "winlog": {"computer_name": "WS09", "channel": "Security", "record_id": "3"},
+    }
+    ingest_json(project_dir, write_ndjson(tmp_path / "shapes.ndjson", [several, single, dotted]))
+    rows = store_rows(
+        project_dir,
+        'SELECT "winlog.record_id", "host.name", "event.category", "user.name", "event.code", multi_valued_fields '
+        'FROM events ORDER BY "winlog.record_id"',
+    )
+    assert rows[0] == ("1", None, None, "alice", "4624", ["host.name"])
+    assert rows[1][2] == "authentication" and rows[1][5] is None
+    assert rows[2][3:5] == ("bob", "4625")
+    (document,) = store_rows(project_dir, """SELECT document FROM events WHERE "winlog.record_id" = '1'""")[0]
+    assert json.loads(document)["host"]["name"] == ["WS01", "WS02"]  # nothing lost
