@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from authml.assets import load_asset
+from authml.engine.fields import mapping_leaves
 
 EVENTS_MAPPINGS_ASSET = ("component_templates", "authml-events-mappings")
 
@@ -44,24 +44,15 @@ class Column:
         return DUCKDB_TYPES[self.es_type]
 
 
-def leaf_fields(properties: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted path, type) of every leaf in a mapping's ``properties``."""
-    leaves: list[tuple[str, str]] = []
-    for name, spec in properties.items():
-        path = f"{prefix}{name}"
-        if "properties" in spec:
-            leaves.extend(leaf_fields(spec["properties"], f"{path}."))
-        else:
-            leaves.append((path, spec.get("type", "object")))
-    return leaves
-
-
 @cache
 def event_columns() -> tuple[Column, ...]:
     """The typed columns of the events table, in a stable order."""
     body = load_asset(*EVENTS_MAPPINGS_ASSET)
     properties = body["template"]["mappings"]["properties"]
-    return tuple(Column(field, es_type) for field, es_type in sorted(leaf_fields(properties)))
+    leaves = (
+        leaf for leaf in mapping_leaves(properties) if leaf.parent is None
+    )  # a multi-field reads its parent
+    return tuple(Column(leaf.path, leaf.es_type) for leaf in sorted(leaves, key=lambda leaf: leaf.path))
 
 
 def quote(identifier: str) -> str:

@@ -8,6 +8,7 @@ or JSON expression that holds it in the source relation. Fields absent from the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,17 +76,28 @@ class FieldCatalog:
         Sub-fields read their parent's column."""
         types: dict[str, str] = {}
         columns: dict[str, str] = {}
-
-        def walk(properties: dict[str, Any], prefix: str) -> None:
-            for name, spec in properties.items():
-                path = f"{prefix}{name}"
-                if "properties" in spec:
-                    walk(spec["properties"], f"{path}.")
-                    continue
-                types[path] = spec.get("type", "object")
-                for sub_name, sub_spec in spec.get("fields", {}).items():
-                    types[f"{path}.{sub_name}"] = sub_spec.get("type", "keyword")
-                    columns[f"{path}.{sub_name}"] = quote(path)
-
-        walk(mappings.get("properties", {}), "")
+        for leaf in mapping_leaves(mappings.get("properties", {})):
+            types[leaf.path] = leaf.es_type
+            if leaf.parent is not None:
+                columns[leaf.path] = quote(leaf.parent)
         return cls(types, columns)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingLeaf:
+    path: str  # dotted
+    es_type: str
+    spec: dict[str, Any]
+    parent: str | None  # for a multi-field (``x.keyword``), the field it indexes again
+
+
+def mapping_leaves(properties: dict[str, Any], prefix: str = "") -> Iterator[MappingLeaf]:
+    """Every leaf field of a mapping's ``properties``, each multi-field right after its parent."""
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if "properties" in spec:
+            yield from mapping_leaves(spec["properties"], f"{path}.")
+            continue
+        yield MappingLeaf(path, spec.get("type", "object"), spec, None)
+        for sub_name, sub_spec in spec.get("fields", {}).items():
+            yield MappingLeaf(f"{path}.{sub_name}", sub_spec.get("type", "keyword"), sub_spec, path)

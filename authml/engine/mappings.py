@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from authml.engine.fields import DATE_TYPES, FLOAT_TYPES, INTEGER_TYPES, KEYWORD_LIKE
+from authml.engine.fields import DATE_TYPES, FLOAT_TYPES, INTEGER_TYPES, KEYWORD_LIKE, mapping_leaves
 from authml.engine.timeunits import TimeValueError, parse_date
 from authml.errors import InputError
 
@@ -59,23 +59,11 @@ class SourceTable:
 def explicit_types(mappings: dict[str, Any] | None) -> tuple[dict[str, str], dict[str, int]]:
     types: dict[str, str] = {}
     ignore_above: dict[str, int] = {}
-
-    def walk(properties: dict[str, Any], prefix: str) -> None:
-        for name, spec in properties.items():
-            path = f"{prefix}{name}"
-            if "properties" in spec:
-                walk(spec["properties"], f"{path}.")
-                continue
-            types[path] = spec.get("type", "object")
-            for sub_name, sub_spec in spec.get("fields", {}).items():
-                types[f"{path}.{sub_name}"] = sub_spec.get("type", "keyword")
-                if "ignore_above" in sub_spec:
-                    ignore_above[f"{path}.{sub_name}"] = int(sub_spec["ignore_above"])
-            if "ignore_above" in spec:
-                ignore_above[path] = int(spec["ignore_above"])
-
     if mappings:
-        walk(mapping_properties(mappings).get("properties", {}), "")
+        for leaf in mapping_leaves(mapping_properties(mappings).get("properties", {})):
+            types[leaf.path] = leaf.es_type
+            if "ignore_above" in leaf.spec:
+                ignore_above[leaf.path] = int(leaf.spec["ignore_above"])
     return types, ignore_above
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from authml.assets import load_asset
 from authml.assets.catalogue import load_catalogue
-from authml.embedded.schema import leaf_fields
+from authml.engine.fields import mapping_leaves
 from authml.es.kibana import (
     STRINGIFIED,
     build_ndjson,
@@ -35,10 +35,10 @@ def _template_fields() -> list[tuple[list[str], set[str]]]:
         if asset.kind != "index_templates":
             continue
         properties = dict(asset.body.get("template", {}).get("mappings", {}).get("properties", {}))
-        fields = {path for path, _ in leaf_fields(properties)}
+        fields = {leaf.path for leaf in mapping_leaves(properties)}
         for component in asset.body.get("composed_of", []):
             mappings = load_asset("component_templates", component).get("template", {}).get("mappings", {})
-            fields |= {path for path, _ in leaf_fields(mappings.get("properties", {}))}
+            fields |= {leaf.path for leaf in mapping_leaves(mappings.get("properties", {}))}
         templates.append((asset.body["index_patterns"], fields))
     return templates
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from authml.assets import load_asset
-from authml.embedded.schema import leaf_fields
+from authml.engine.fields import mapping_leaves
 from authml.es.client import ClusterError
 from authml.es.writeback import (
     BACKFILL_PIPELINE,
@@ -50,7 +50,7 @@ RISK = {
 
 def _template_fields(name: str) -> set[str]:
     mappings = load_asset("index_templates", name)["template"]["mappings"]
-    return {path for path, _ in leaf_fields(mappings["properties"])}
+    return {leaf.path for leaf in mapping_leaves(mappings["properties"])}
 
 
 def _leaves(document: dict[str, Any], prefix: str = "") -> set[str]:
@@ -102,7 +102,7 @@ def test_lookup_join_keys_exist_on_both_sides():
     query = lookup_join_query(min_score=60)
     assert "| LOOKUP JOIN authml-scores ON authml.event_id" in query and ">= 60" in query
     events = load_asset("component_templates", "authml-events-mappings")["template"]["mappings"]["properties"]
-    assert "authml.event_id" in {p for p, _ in leaf_fields(events)}
+    assert "authml.event_id" in {leaf.path for leaf in mapping_leaves(events)}
     assert "authml.event_id" in _template_fields("authml-scores")
     assert load_asset("index_templates", "authml-scores")["template"]["settings"]["index"]["mode"] == "lookup"
 
