@@ -42,39 +42,6 @@ class EventSink(Protocol):
     ) -> BatchOutcome: ...
 
 
-class EmbeddedSink:
-    """Writes batches into the DuckDB store, dead letters in the same transaction as their events.
-
-    Small batches (the tail of each file in a folder of small EVTX files) share a transaction
-    until ``commit_rows`` records are pending, since a commit costs far more than a small insert.
-    A process killed before a commit loses only uncommitted batches, which a re-run stores."""
-
-    def __init__(self, store: Any, commit_rows: int = BATCH_SIZE):
-        self.store = store
-        self.commit_rows = commit_rows
-        self._pending_rows = 0
-
-    def write_batch(self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]) -> BatchOutcome:
-        if self._pending_rows == 0:
-            self.store.connection.execute("BEGIN TRANSACTION")
-        try:
-            inserted = self.store.insert_batch(events, dead_letters)
-        except BaseException:
-            self.store.connection.execute("ROLLBACK")
-            self._pending_rows = 0
-            raise
-        self._pending_rows += len(events) + len(dead_letters)
-        if self._pending_rows >= self.commit_rows:
-            self.flush()
-        return BatchOutcome(stored=inserted, duplicates=len(events) - inserted)
-
-    def flush(self) -> None:
-        """Commit what is pending."""
-        if self._pending_rows:
-            self.store.connection.execute("COMMIT")
-            self._pending_rows = 0
-
-
 @dataclass(slots=True)
 class FileSummary:
     path: str

@@ -45,8 +45,9 @@ def worker_bare_evtx(files: list[Path], passes: int) -> dict:
 
 
 def worker_authml(files: list[Path], passes: int, fmt: str | None) -> dict:
+    from authml.embedded.sink import EmbeddedSink
     from authml.embedded.store import Store
-    from authml.ingest import DeadLetterFile, EmbeddedSink, IngestOptions, ingest_file
+    from authml.ingest import DeadLetterFile, IngestOptions, ingest_file
 
     records = 0
     started = time.perf_counter()

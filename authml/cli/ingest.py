@@ -118,8 +118,8 @@ def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_opti
         with cluster_errors(es_options, "sending events"):
             yield ElasticsearchSink(connect(es_options), index=es_index), None
         return
+    from authml.embedded.sink import EmbeddedSink
     from authml.embedded.store import Store
-    from authml.ingest import EmbeddedSink
 
     with Store.open(project_dir, create=True) as store:
         sink = EmbeddedSink(store, commit_rows=batch_size)

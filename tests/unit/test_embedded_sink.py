@@ -1,0 +1,66 @@
+"""The embedded sink: shared transactions, a clear error when the store refuses a batch, and a
+memory budget that follows the store's size."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from authml.embedded.sink import BASE_MEMORY_MB, EmbeddedSink
+from authml.embedded.store import Store
+from authml.errors import StoreError
+from authml.ingest import prepare_event
+from tests.helpers import auth_event
+
+
+def events(first: int, count: int):
+    return [
+        prepare_event(auth_event(i), "t.ndjson", f"line {i}", "2025-01-07T00:00:00Z")
+        for i in range(first, first + count)
+    ]
+
+
+def memory_limit_mb(store: Store) -> float:
+    (text,) = store.connection.execute("SELECT current_setting('memory_limit')").fetchone()
+    number, unit = text.split()
+    return float(number) * {"MiB": 1, "GiB": 1024, "MB": 1, "GB": 1000}[unit]
+
+
+def test_small_batches_share_a_transaction_until_flushed(project_dir):
+    with Store.open(project_dir, create=True) as store:
+        EmbeddedSink(store, commit_rows=100).write_batch(events(1, 10), [])
+        # closed before the sink flushed: what a crash before the commit amounts to
+    with Store.open(project_dir) as store:
+        assert store.count_events() == 0
+        sink = EmbeddedSink(store, commit_rows=100)
+        sink.write_batch(events(1, 10), [])
+        sink.flush()
+    with Store.open(project_dir, read_only=True) as store:
+        assert store.count_events() == 10
+
+
+def test_a_refused_batch_is_one_clear_error_and_nothing_of_it_is_kept(project_dir, monkeypatch):
+    with Store.open(project_dir, create=True) as store:
+        sink = EmbeddedSink(store, commit_rows=1000)
+        sink.write_batch(events(1, 5), [])
+
+        def refuse(*_args):
+            raise duckdb.OutOfMemoryException("failed to allocate")
+
+        monkeypatch.setattr(store, "insert_batch", refuse)
+        with pytest.raises(StoreError, match="refused a batch.*failed to allocate"):
+            sink.write_batch(events(6, 5), [])
+        monkeypatch.undo()
+        assert store.count_events() == 0  # the open transaction, with the earlier batch, was rolled back
+        sink.write_batch(events(1, 10), [])
+        sink.flush()
+        assert store.count_events() == 10
+
+
+def test_memory_budget_grows_with_the_store_not_the_input(project_dir):
+    with Store.open(project_dir, create=True) as store:
+        sink = EmbeddedSink(store, commit_rows=1)
+        start = memory_limit_mb(store)
+        assert start == pytest.approx(BASE_MEMORY_MB, rel=0.05)
+        sink.write_batch(events(1, 20_000), [])
+        assert memory_limit_mb(store) > start
