@@ -27,7 +27,7 @@ test: install ## run the whole test suite (integration tests skip when no Docker
 	@# The report test opens the HTML in headless Chromium; install it where we can, never fail here.
 	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing chromium and chromium-driver for the report test"; \
-	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } || \
 	  echo "could not install chromium; the browser test will skip and say why"; fi
 	$(PY) -m pytest
 
