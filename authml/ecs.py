@@ -24,18 +24,6 @@ def get_path(doc: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return default
 
 
-def flatten(doc: dict[str, Any], prefix: str = "", into: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every leaf of a document under its dotted path (objects inside arrays stay as values)."""
-    flat: dict[str, Any] = {} if into is None else into
-    for key, value in doc.items():
-        path = prefix + key
-        if isinstance(value, dict):
-            flatten(value, path + ".", flat)
-        else:
-            flat[path] = value
-    return flat
-
-
 def set_path(doc: dict[str, Any], dotted: str, value: Any) -> None:
     """Set a dotted path, creating nested objects on the way."""
     *parents, leaf = dotted.split(".")

@@ -213,13 +213,12 @@ def _nest_dotted(key: str, value: Any) -> dict[str, Any]:
 
 def _coerce(value: Any, es_type: str) -> Any:
     if isinstance(value, list):
-        # A typed column holds one value; a multi-valued field stays whole in `document`.
+        # As in Elasticsearch, an array of one value is that value and an empty one is no value
+        # (arrays of several values never reach here: _walk lists them as multi-valued).
         value = value[0] if len(value) == 1 else None
     if value is None or isinstance(value, dict):
         return None
     if es_type == "date":
-        if isinstance(value, datetime):
-            return value.isoformat()
         try:
             return parse_timestamp(value).isoformat()
         except InvalidEvent:
