@@ -37,6 +37,16 @@ class Request:
         query = "&".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.method} {self.path}{'?' + query if query else ''}"
 
+    def send(self, client: Any) -> Any:
+        """Perform this request with the official client; raises its ApiError on failure."""
+        return client.perform_request(
+            self.method,
+            self.path,
+            params=self.params or None,
+            headers={"accept": "application/json", "content-type": "application/json"},
+            body=self.body,
+        )
+
 
 @dataclass(frozen=True)
 class Step:
@@ -192,13 +202,7 @@ def apply_plan(client, steps: list[Step], echo: Callable[[str], None] = lambda _
     for step in steps:
         for request in step.requests:
             try:
-                client.perform_request(
-                    request.method,
-                    request.path,
-                    params=request.params or None,
-                    headers={"accept": "application/json", "content-type": "application/json"},
-                    body=request.body,
-                )
+                request.send(client)
                 echo(f"{request.describe()}: ok")
             except ApiError as exc:
                 if exc.meta.status in request.tolerate:

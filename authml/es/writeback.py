@@ -232,13 +232,7 @@ def write_back(
     if backfill and risks:
         requests += backfill_requests([r["user_key"] for r in risks], since=backfill_since)
     for request in requests:
-        response = client.perform_request(
-            request.method,
-            request.path,
-            params=request.params or None,
-            headers={"accept": "application/json", "content-type": "application/json"},
-            body=request.body,
-        )
+        response = request.send(client)
         echo(f"{request.describe()}: ok")
         if request.path.endswith("_update_by_query"):
             result.backfill_task = getattr(response, "body", response).get("task")
