@@ -147,6 +147,25 @@ def _logon_type_number(expression: str) -> str:
     return f"COALESCE(CASE {expression} {cases} END, TRY_CAST({expression} AS INTEGER))"
 
 
+def _term_history_ctes(prefix: str, column: str) -> str:
+    """CTEs ``<prefix>_cum`` (an account's running count of each term of a terms-aggregation column
+    of the hourly table) and ``<prefix>_total`` (of all its terms), bucket by bucket."""
+    return f"""{prefix}_rows AS (
+  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
+  FROM uh_raw, json_each(uh_raw.{column}) j
+),
+{prefix}_cum AS (
+  SELECT user_name, term, bucket,
+         sum(n) OVER (PARTITION BY user_name, term ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
+  FROM {prefix}_rows
+),
+{prefix}_total AS (
+  SELECT user_name, bucket, sum(sum(n)) OVER (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
+  FROM {prefix}_rows GROUP BY user_name, bucket
+),
+"""
+
+
 def per_event_features_sql(window: FeatureWindow, *, codes: list[str], with_labels: bool = False) -> str:
     """One row per authentication event in the window, with the columns of RAW_COLUMNS."""
     tz = window.time_zone
@@ -195,33 +214,7 @@ hod_cum AS (
                events * s.weight AS weighted
         FROM uh_raw, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight))
 ),
-lt_rows AS (
-  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
-  FROM uh_raw, json_each(uh_raw.logon_types) j
-),
-lt_cum AS (
-  SELECT user_name, term, bucket,
-         sum(n) OVER (PARTITION BY user_name, term ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM lt_rows
-),
-lt_total AS (
-  SELECT user_name, bucket, sum(sum(n)) OVER (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM lt_rows GROUP BY user_name, bucket
-),
-et_rows AS (
-  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
-  FROM uh_raw, json_each(uh_raw.enc_types) j
-),
-et_cum AS (
-  SELECT user_name, term, bucket,
-         sum(n) OVER (PARTITION BY user_name, term ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM et_rows
-),
-et_total AS (
-  SELECT user_name, bucket, sum(sum(n)) OVER (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM et_rows GROUP BY user_name, bucket
-),
-recent AS (
+{_term_history_ctes("lt", "logon_types")}{_term_history_ctes("et", "enc_types")}recent AS (
   SELECT _id,
     count(*) OVER (PARTITION BY user_name, source_ip ORDER BY ts, _id
                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_ip_events_before,
