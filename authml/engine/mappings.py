@@ -149,22 +149,14 @@ def _coerce(value: Any, es_type: str, path: str, where: str) -> Any:
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value) if not isinstance(value, float) else repr(value)
-    if es_type in INTEGER_TYPES:
+    if es_type in INTEGER_TYPES or es_type in FLOAT_TYPES:
         try:
             number = float(value) if not isinstance(value, bool) else None
         except ValueError:
             number = None
         if number is None or not math.isfinite(number):
             raise reject("not a number")
-        return int(number)
-    if es_type in FLOAT_TYPES:
-        try:
-            number = float(value) if not isinstance(value, bool) else None
-        except ValueError:
-            number = None
-        if number is None or not math.isfinite(number):
-            raise reject("not a number")
-        return number
+        return int(number) if es_type in INTEGER_TYPES else number
     if es_type in DATE_TYPES:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
