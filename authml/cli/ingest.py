@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def ingest(
             progress.finish()
             dead_letters.close()
         if store is not None:
-            store.record_run(run, started, [_as_dict(s) for s in summaries])
+            store.record_run(run, started, [asdict(s) for s in summaries])
     total = FileSummary("total", "-")
     for summary in summaries:
         total.add(summary)
@@ -129,20 +130,13 @@ def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_opti
             sink.flush()  # every pending batch is whole: committing it keeps the store consistent
 
 
-def _as_dict(summary) -> dict:
-    return {
-        name: getattr(summary, name)
-        for name in ("path", "format", "read", "stored", "duplicates", "dead_lettered", "skipped")
-    }
-
-
 def _report(summaries, total, dead_letters, as_json: bool, rate: float) -> None:
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "files": [_as_dict(s) for s in summaries],
-                    "total": _as_dict(total),
+                    "files": [asdict(s) for s in summaries],
+                    "total": asdict(total),
                     "dead_letter_file": str(dead_letters.path) if dead_letters.count else None,
                 },
                 indent=2,
