@@ -87,7 +87,7 @@ def step_bulk_load(store_dir: str, events: str) -> dict:
                 f"SELECT json, json_extract_string(json, [{paths}]) AS v FROM read_ndjson_objects('{chunk}')"
             )
             connection.execute(
-                f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', v[{record}] "
+                f"INSERT INTO events SELECT {identity}, {', '.join(columns)}, json, '{events}', v[{record}], NULL "
                 f"FROM ({values}) ON CONFLICT DO NOTHING"
             )
             chunk.unlink()

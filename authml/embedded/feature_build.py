@@ -2,12 +2,12 @@
 
 * "now" is the store's newest ``event.ingested``: ingest and build cannot overlap (the writer holds
   the store's lock), so every stored event is visible and a checkpoint reaches the newest one.
-* A checkpoint records that upper bound and the ids of the events in the ``sync.time.delay``
-  before it (the "tail", shared by transforms checkpointed together). The next run reads
-  ``(checkpoint - delay, upper]`` minus the tail: new events, plus events stored late with an
-  ingest time up to ``delay`` before the checkpoint. Later ones are missed, as in ES.
-* Every bucket those events fall into is recomputed over its whole history and replaces its row,
-  so the tables always equal a full rebuild.
+* A checkpoint records that upper bound and its tail; the next run reads the events stored since,
+  including those stored late with a sync value up to ``delay`` before the checkpoint
+  (``authml.embedded.feature_window``). Later ones are missed, as in ES.
+* Every bucket those events fall into gets the row a full rebuild would give it: recomputed over
+  its whole history, or, for pivots whose aggregations all merge exactly, the stored row merged
+  with the new events' aggregate (``authml.embedded.feature_merge``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from authml.embedded.duck import prepare
+from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window, update_states
+from authml.embedded.feature_window import (
+    TAIL_DDL,
+    TAIL_LAYOUT,
+    Checkpoint,
+    Window,
+    tail_key,
+    window_since,
+    write_tail,
+)
 from authml.embedded.features import (
     BuildResult,
     FeatureDefinition,
@@ -41,11 +51,11 @@ CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
   sync_upper TIMESTAMP,
   tail_key VARCHAR,
   built_at TIMESTAMP NOT NULL,
-  rows BIGINT NOT NULL
+  rows BIGINT NOT NULL,
+  events_upto BIGINT,
+  tail_events BIGINT,
+  merge_ready BOOLEAN NOT NULL
 )"""
-TAIL_DDL = (
-    "CREATE TABLE IF NOT EXISTS feature_checkpoint_tail (tail_key VARCHAR NOT NULL, _id VARCHAR NOT NULL)"
-)
 LAYOUT = {
     "feature_checkpoints": [
         "transform_id",
@@ -55,8 +65,11 @@ LAYOUT = {
         "tail_key",
         "built_at",
         "rows",
+        "events_upto",
+        "tail_events",
+        "merge_ready",
     ],
-    "feature_checkpoint_tail": ["tail_key", "_id"],
+    "feature_checkpoint_tail": TAIL_LAYOUT,
 }
 MAX_INLINE_TERMS = 5000
 
@@ -69,8 +82,23 @@ class _Plan:
     table: str
     sync: str  # the quoted sync column
     bounded: str  # every event up to the new checkpoint
-    lower: datetime | None  # incremental: the window starts after this; None: full build
-    window: str | None  # incremental: the events to read
+    window: Window | None = None  # incremental: the events to read; None: full build
+    mergeable: bool = False  # the pivot merges exactly (feature_merge) and ignores "now"
+    merge_ready: bool = False  # before the run: the table is exact and its state tables current
+
+    @property
+    def merge(self) -> bool:
+        """Fold this run's events into stored rows (else recompute the touched buckets)."""
+        return self.window is not None and self.merge_ready and self.window.exact and not self.window.missed
+
+    @property
+    def ready_after(self) -> bool:
+        """Whether the table is exact and its state current after this run: a full build of a
+        mergeable pivot makes it so; a run that missed events (stored later than the delay)
+        ends it, since recomputing a bucket later would count them (as ES) and merging not."""
+        if self.window is None:
+            return self.mergeable
+        return self.merge_ready and not self.window.missed
 
 
 def build(
@@ -84,13 +112,16 @@ def build(
     _ensure_tables(connection)
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
-    plans = [_plan(connection, definition, upper, full) for definition in chosen]
+    windows: dict[tuple, Window] = {}
+    plans = [_plan(connection, definition, upper, full, windows) for definition in chosen]
     check_started = time.perf_counter()
     _check_single_values(connection, plans, upper)
     check_seconds = time.perf_counter() - check_started
     results = []
+    tails: dict[str, tuple[int, int]] = {}
+    build_id = datetime.now(UTC).isoformat()
     for plan in plans:
-        results.append(_execute(store, plan, upper))
+        results.append(_execute(store, plan, upper, tails, build_id))
         results[-1].check_seconds = check_seconds
         if progress:
             progress(plan.definition.transform_id)
@@ -117,34 +148,42 @@ def _ensure_tables(connection) -> None:
     connection.execute(TAIL_DDL)
 
 
-def _tail_key(pivot: CompiledPivot, upper: datetime) -> str:
-    return f"{pivot.sync_field}|{upper.isoformat()}|{pivot.sync_delay_ms}"
-
-
-def _plan(connection, definition: FeatureDefinition, upper: datetime | None, full: bool) -> _Plan:
+def _plan(
+    connection, definition: FeatureDefinition, upper: datetime | None, full: bool, windows: dict
+) -> _Plan:
     now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
     pivot, catalog = _compile(definition, now)
     sync = _require_sync(pivot, definition)
-    checkpoint = connection.execute(
-        "SELECT definition_sha256, sync_upper, tail_key FROM feature_checkpoints WHERE transform_id = ?",
+    bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
+    plan = _Plan(definition, pivot, catalog, quote(definition.dest_index), sync, bounded)
+    plan.mergeable = pivot.mergeable and _independent_of_now(definition, pivot, now)
+    row = connection.execute(
+        "SELECT definition_sha256, sync_upper, tail_key, events_upto, tail_events, merge_ready "
+        "FROM feature_checkpoints WHERE transform_id = ?",
         [definition.transform_id],
     ).fetchone()
-    incremental = (
-        not full
-        and checkpoint is not None
-        and checkpoint[0] == definition.sha256
-        and checkpoint[1] is not None
-        and _table_exists(connection, definition.dest_index)
-    )
-    bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
-    lower = window = None
-    if incremental:
-        lower = checkpoint[1] - timedelta(milliseconds=pivot.sync_delay_ms)
-        window = (
-            f"{sync} > {_timestamp(lower)} AND {bounded} AND _id NOT IN "
-            f"(SELECT _id FROM feature_checkpoint_tail WHERE tail_key = {sql_string(checkpoint[2] or '')})"
-        )
-    return _Plan(definition, pivot, catalog, quote(definition.dest_index), sync, bounded, lower, window)
+    if (
+        full
+        or row is None
+        or row[0] != definition.sha256
+        or row[1] is None
+        or not _table_exists(connection, definition.dest_index)
+    ):
+        return plan
+    checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
+    key = (sync, checkpoint, pivot.sync_delay_ms)
+    if key not in windows:
+        windows[key] = window_since(connection, sync, checkpoint, pivot.sync_delay_ms)
+    plan.window = windows[key]
+    plan.merge_ready = bool(row[5]) and plan.mergeable
+    return plan
+
+
+def _independent_of_now(definition: FeatureDefinition, pivot: CompiledPivot, now: datetime) -> bool:
+    """Whether the query and filters hold no date math relative to now: a bucket merged over
+    runs with different "now"s would differ from one recomputed at the last."""
+    later, _ = _compile(definition, now + timedelta(days=1, milliseconds=1))
+    return later.select_sql(EVENTS) == pivot.select_sql(EVENTS)
 
 
 def _check_single_values(connection, plans: list[_Plan], upper: datetime | None) -> None:
@@ -155,54 +194,73 @@ def _check_single_values(connection, plans: list[_Plan], upper: datetime | None)
     for plan in plans:
         by_sync.setdefault(plan.sync, []).append(plan)
     for sync, group in by_sync.items():
-        lowers = [p.lower for p in group]
-        bounds = f"{sync} <= {_timestamp(upper)}"
-        if all(lowers):
-            bounds += f" AND {sync} > {_timestamp(min(lowers))}"
-        # Incremental windows skip the checkpoint tail: those events were checked last time.
-        queries = " OR ".join(sorted({f"(({p.window or 'TRUE'}) AND ({p.pivot.where_sql}))" for p in group}))
+        # Incremental windows skip what earlier runs checked.
+        windows = sorted({f"(({_window_sql(p)}) AND ({p.pivot.where_sql}))" for p in group})
         reject_multi_valued(
             connection,
             ", ".join(p.definition.transform_id for p in group),
             set().union(*(p.catalog.typed_used for p in group)),
             set().union(*(p.catalog.document_used for p in group)),
-            f"{bounds} AND ({queries})",
+            f"{sync} <= {_timestamp(upper)} AND ({' OR '.join(windows)})",
         )
 
 
-def _execute(store: Store, plan: _Plan, upper: datetime | None) -> BuildResult:
+def _window_sql(plan: _Plan) -> str:
+    return f"({plan.window.condition}) AND {plan.bounded}" if plan.window else plan.bounded
+
+
+def _execute(
+    store: Store, plan: _Plan, upper: datetime | None, tails: dict[str, tuple[int, int]], build_id: str
+) -> BuildResult:
     started = time.perf_counter()
     connection, pivot, table = store.connection, plan.pivot, plan.table
+    transform_id = plan.definition.transform_id
+    recomputed = 0
     with store.transaction():
         if plan.window is None:
-            connection.execute(
-                f"CREATE OR REPLACE TABLE {table} AS {pivot.select_sql(EVENTS, extra_where=plan.bounded)}"
-            )
+            if plan.mergeable:
+                sql = full_build_sql(connection, pivot, transform_id, EVENTS, plan.bounded)
+            else:
+                drop_states(connection, transform_id)
+                sql = pivot.select_sql(EVENTS, extra_where=plan.bounded)
+            connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
             written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             mode = "full"
+        elif plan.merge:
+            written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
+            _recompute(connection, pivot, table, plan.bounded)
+            mode = "merged" if written else "unchanged"
         else:
-            written = _incremental(connection, pivot, table, plan.bounded, plan.window)
+            if plan.ready_after:
+                # A superset window: the state tables take its pairs (adding a known pair is a no-op).
+                update_states(connection, pivot, transform_id, _window_source(plan))
+            written = _incremental(connection, pivot, table, plan.bounded, _window_sql(plan))
             mode = "incremental" if written else "unchanged"
         rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        tail_key = _tail_key(pivot, upper) if upper else None
-        if (
-            tail_key
-            and not connection.execute(
-                "SELECT count(*) FROM feature_checkpoint_tail WHERE tail_key = ?", [tail_key]
-            ).fetchone()[0]
-        ):
-            since = upper - timedelta(milliseconds=pivot.sync_delay_ms)
-            connection.execute(
-                f"INSERT INTO feature_checkpoint_tail SELECT {sql_string(tail_key)}, _id FROM {EVENTS} "
-                f"WHERE {plan.sync} > {_timestamp(since)} AND {plan.bounded}"
-            )
+        key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
+        events_upto = tail_events = None
+        if key:
+            if key not in tails:
+                tails[key] = write_tail(connection, plan.sync, upper, pivot.sync_delay_ms, key)
+            events_upto, tail_events = tails[key]
         connection.execute(
-            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [plan.definition.transform_id, plan.definition.dest_index, plan.definition.sha256, upper, tail_key,
-             datetime.now(UTC).replace(tzinfo=None), rows],
+            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
+             datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after],
         )  # fmt: skip
     seconds = time.perf_counter() - started
-    return BuildResult(plan.definition.transform_id, plan.definition.dest_index, mode, written, rows, seconds)
+    return BuildResult(
+        transform_id, plan.definition.dest_index, mode, written, rows, seconds, recomputed=recomputed
+    )
+
+
+def _window_source(plan: _Plan) -> str:
+    """The pivot's keyed source rows over the window, reading only the columns it uses."""
+    columns = [quote(field) for field in sorted(plan.catalog.typed_used)]
+    if plan.catalog.document_used:
+        columns.append("document")
+    relation = f"(SELECT {', '.join(columns) or '1'} FROM {EVENTS} WHERE {_window_sql(plan)}) AS __window"
+    return plan.pivot.source_sql(relation)
 
 
 def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window: str) -> int:
@@ -212,6 +270,12 @@ def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, win
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
         f"FROM ({pivot.source_sql(EVENTS, window)})"
     )
+    return _recompute(connection, pivot, table, bounded)
+
+
+def _recompute(connection, pivot: CompiledPivot, table: str, bounded: str) -> int:
+    """Recompute the buckets listed in ``__changed_keys`` over their whole history."""
+    keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     changed = connection.execute("SELECT count(*) FROM __changed_keys").fetchone()[0]
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)

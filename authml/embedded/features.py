@@ -48,11 +48,12 @@ class FeatureDefinition:
 class BuildResult:
     transform_id: str
     table: str
-    mode: str  # full | incremental | unchanged
+    mode: str  # full | incremental (touched buckets recomputed) | merged | unchanged
     buckets_written: int
     table_rows: int
     seconds: float
     check_seconds: float = 0.0  # the multi-value check, shared by all transforms of the build
+    recomputed: int = 0  # merged: touched buckets recomputed instead (a terms map that may be cut)
 
 
 def feature_definitions(directory: Path | None = None) -> list[FeatureDefinition]:

@@ -38,6 +38,20 @@ class OutputLeaf:
     omit_if_null: bool = False  # stats members ES leaves out when there are no values
 
 
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """How an incremental run folds an aggregate over new events into the value a bucket already
+    holds, exactly (docs/engine.md, "Merging"). The held value is read back from the dest
+    ``column``; an aggregate without a Merge makes its transform recompute touched buckets."""
+
+    kind: str  # add | min | max | distinct | terms
+    column: str  # the dest column the aggregate's leaf is written to
+    value_sql: str = ""  # distinct: the value whose distinct (bucket, value) pairs are kept
+    condition: str | None = None  # distinct: the enclosing filter aggregations
+    size: int = 0  # terms: how many terms the column keeps
+    key_type: str = ""  # terms: how a stored key reads back (keyword | long | date | boolean)
+
+
 def percent_key(percent: float) -> str:
     """ES's output key for a percentile: ``50`` for whole numbers, ``99_9`` otherwise."""
     return str(int(percent)) if float(percent).is_integer() else repr(float(percent)).replace(".", "_")
@@ -49,13 +63,16 @@ class AggregationCompiler:
         self.queries = QueryCompiler(catalog, file, now)
         self.inner: list[tuple[str, str]] = []
         self.leaves: list[OutputLeaf] = []
+        self.merges: dict[str, Merge] = {}
 
     def fail(self, path: str, message: str) -> UnsupportedConstruct:
         return UnsupportedConstruct(self.file, path, message)
 
-    def _aggregate(self, sql: str, condition: str | None) -> str:
+    def _aggregate(self, sql: str, condition: str | None, merge: Merge | None = None) -> str:
         alias = f"__a{len(self.inner)}"
         self.inner.append((alias, f"{sql} FILTER (WHERE {condition})" if condition else sql))
+        if merge is not None:
+            self.merges[alias] = merge
         return alias
 
     def _leaf(
@@ -124,19 +141,22 @@ class AggregationCompiler:
 
     def _value_count(self, params, path, condition, prefix) -> None:
         field = self._field(params, path, COMMON_PARAMS)
-        alias = self._aggregate(f"count({field.sql})", condition)
+        alias = self._aggregate(f"count({field.sql})", condition, Merge("add", ".".join(prefix)))
         self._leaf(prefix, "long", "long", alias)
 
     def _cardinality(self, params, path, condition, prefix) -> None:
         # Exact distinct count. ES's HyperLogLog++ is exact below precision_threshold (3000 by
         # default), so the two agree there; above it ES estimates and the engine stays exact.
         field = self._field(params, path, COMMON_PARAMS | {"precision_threshold"})
-        alias = self._aggregate(f"count(DISTINCT {field.sql})", condition)
+        merge = Merge("distinct", ".".join(prefix), value_sql=field.sql, condition=condition)
+        alias = self._aggregate(f"count(DISTINCT {field.sql})", condition, merge)
         self._leaf(prefix, "long", "long", alias)
 
     def _missing(self, params, path, condition, prefix) -> None:
         field = self._field(params, path, COMMON_PARAMS)
-        alias = self._aggregate("count(*)", self._and(condition, f"{field.sql} IS NULL"))
+        alias = self._aggregate(
+            "count(*)", self._and(condition, f"{field.sql} IS NULL"), Merge("add", ".".join(prefix))
+        )
         self._leaf(prefix, "long", "long", alias)
 
     def _min(self, params, path, condition, prefix) -> None:
@@ -151,12 +171,15 @@ class AggregationCompiler:
         if value_type == "date" and self.dates_as_epoch:
             raise self.fail(path, "min/max of a date field with dates_as_epoch_millis is not supported")
         column = f"date_trunc('millisecond', {field.sql})" if value_type == "date" else field.sql
-        self._leaf(prefix, value_type, mapping, self._aggregate(f"{function}({column})", condition))
+        merge = Merge(function, ".".join(prefix))
+        self._leaf(prefix, value_type, mapping, self._aggregate(f"{function}({column})", condition, merge))
 
     def _sum(self, params, path, condition, prefix) -> None:
         field = self._field(params, path, COMMON_PARAMS, types=NUMERIC_TYPES)
-        # ES sums in double and reports 0.0 for a bucket without values.
-        alias = self._aggregate(f"sum(CAST({field.sql} AS DOUBLE))", condition)
+        # ES sums in double and reports 0.0 for a bucket without values. Sums of whole numbers
+        # merge exactly (while below 2**53); adding floats in another order can change the last bit.
+        merge = Merge("add", ".".join(prefix)) if field.es_type in INTEGER_TYPES else None
+        alias = self._aggregate(f"sum(CAST({field.sql} AS DOUBLE))", condition, merge)
         self._leaf(prefix, "double", "double", f"coalesce({alias}, 0.0)")
 
     def _avg(self, params, path, condition, prefix) -> None:
@@ -208,7 +231,8 @@ class AggregationCompiler:
         own = self.queries.compile(query, path)
         combined = self._and(condition, own)
         if not subs:
-            self._leaf(prefix, "long", "long", self._aggregate("count(*)", combined))
+            alias = self._aggregate("count(*)", combined, Merge("add", ".".join(prefix)))
+            self._leaf(prefix, "long", "long", alias)
             return
         for sub_name, sub in subs.items():
             # Sub-aggregation names are not split on dots (AggregationResultUtils).
@@ -244,7 +268,14 @@ class AggregationCompiler:
                 f"{path}.order", "only the default order (_count desc) or _key asc/desc are supported"
             )
         column = f"date_trunc('millisecond', {field.sql})" if field.es_type in DATE_TYPES else field.sql
-        alias = self._aggregate(f"histogram({column})", self._and(condition, f"{field.sql} IS NOT NULL"))
+        # A stored map holds every term of its bucket while it has fewer than `size` entries and
+        # min_doc_count is 1; only then can new counts be added to it.
+        merge = None
+        if min_doc_count == 1:
+            merge = Merge("terms", ".".join(prefix), size=size, key_type=_terms_key_type(field))
+        alias = self._aggregate(
+            f"histogram({column})", self._and(condition, f"{field.sql} IS NOT NULL"), merge
+        )
         key_text = _key_as_string("e.k", field)
         if by_key:
             direction = "DESC" if order["_key"] == "desc" else "ASC"
@@ -327,6 +358,16 @@ def _source_mapping(field: SourceField) -> str | None:
     if field.es_type is None:
         return None
     return "float" if field.es_type == "scaled_float" else field.es_type
+
+
+def _terms_key_type(field: SourceField) -> str:
+    if field.es_type in DATE_TYPES:
+        return "date"
+    if field.es_type == "boolean":
+        return "boolean"
+    if field.es_type in INTEGER_TYPES:
+        return "long"
+    return "keyword"
 
 
 def _key_as_string(expression: str, field: SourceField) -> str:

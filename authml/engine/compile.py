@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from authml.engine.aggs import AggregationCompiler, OutputLeaf
+from authml.engine.aggs import AggregationCompiler, Merge, OutputLeaf
 from authml.engine.fields import (
     DATE_TYPES,
     FLOAT_TYPES,
@@ -70,6 +70,17 @@ class CompiledPivot:
     sync_delay_ms: int
     dest_index: str | None
     inner_aggs: tuple[tuple[str, str], ...] = field(default=())  # (alias, aggregate SQL)
+    merges: tuple[tuple[str, Merge], ...] = field(default=())  # (alias, how it merges)
+
+    @property
+    def mergeable(self) -> bool:
+        """Whether an incremental run can fold new events into stored rows (docs/engine.md,
+        "Merging"): every aggregate merges exactly, and no group is a date_histogram (a date
+        bucket's history is its own interval, which a recompute reads cheaply)."""
+        merged = {alias for alias, _ in self.merges}
+        return all(g.kind != "date_histogram" for g in self.groups) and all(
+            alias in merged for alias, _ in self.inner_aggs
+        )
 
     @property
     def sorted_groups(self) -> tuple[GroupKey, ...]:
@@ -96,18 +107,28 @@ class CompiledPivot:
     def select_sql(self, relation: str, *, extra_where: str | None = None, region: str | None = None) -> str:
         """The bucket rows. ``extra_where`` filters source rows; ``region`` filters on bucket keys
         (the ``__k<i>`` columns), which is how incremental runs pick the buckets to recompute."""
-        key_columns = ", ".join(self.key_alias(i) for i in range(len(self.groups)))
-        aggregates = ", ".join(f"{sql} AS {alias}" for alias, sql in self.inner_aggs)
         region_sql = f" WHERE {region}" if region else ""
+        return (
+            f"WITH __src AS ({self.source_sql(relation, extra_where)}), "
+            f"__grouped AS ({self.grouped_sql('__src' + region_sql)}) {self.output_sql('__grouped')}"
+        )
+
+    def grouped_sql(self, source: str, aliases: list[str] | None = None) -> str:
+        """One row per bucket of ``source`` (rows with the key columns): the keys and the
+        aggregates (those named in ``aliases``, default all)."""
+        columns = [self.key_alias(i) for i in range(len(self.groups))]
+        columns += [
+            f"{sql} AS {alias}" for alias, sql in self.inner_aggs if aliases is None or alias in aliases
+        ]
+        return f"SELECT {', '.join(columns)} FROM {source} GROUP BY ALL"
+
+    def output_sql(self, grouped: str) -> str:
+        """The dest rows (``_id``, group columns, leaves) from a relation of bucket keys and
+        aggregates (``__k<i>``, ``__a<j>``)."""
         outputs = [f'{self.id_sql()} AS "_id"']
         outputs += [f"{self.key_alias(i)} AS {_quote(g.column)}" for i, g in enumerate(self.groups)]
         outputs += [f"{leaf.final_sql} AS {_quote(leaf.column)}" for leaf in self.leaves]
-        return (
-            f"WITH __src AS ({self.source_sql(relation, extra_where)}), "
-            f"__grouped AS (SELECT {key_columns}{', ' if aggregates else ''}{aggregates} "
-            f"FROM __src{region_sql} GROUP BY ALL) "
-            f"SELECT {', '.join(outputs)} FROM __grouped"
-        )
+        return f"SELECT {', '.join(outputs)} FROM {grouped}"
 
     def id_sql(self) -> str:
         """A deterministic document id from the group keys, sorted by group name as ES does.
@@ -192,6 +213,7 @@ def compile_pivot(
         sync_delay_ms=time_setting_ms(sync.get("delay", "60s")) if sync else 0,
         dest_index=body.get("dest", {}).get("index"),
         inner_aggs=tuple(compiler.inner),
+        merges=tuple(compiler.merges.items()),
     )
 
 

@@ -1,0 +1,202 @@
+"""Incremental runs that merge: the buckets of the new events folded into the stored rows.
+
+A terms-grouped bucket's history is unbounded, so recomputing a touched (user, host) bucket reads
+all its events. When every aggregation of the pivot merges exactly (``CompiledPivot.mergeable``,
+docs/engine.md "Merging"), an incremental run aggregates the new events only and combines each
+touched bucket's stored values with them: counts add, min/max take the lesser/greater, a terms
+map adds counts per term (only while the stored map is known to hold every term: fewer than
+``size`` entries; other buckets are recomputed), and a cardinality adds the (bucket, value) pairs
+not seen before, kept in a state table per cardinality (``feature_state:<transform>:<alias>``).
+Full builds create the state tables; they are dropped with the transform's table.
+"""
+
+from __future__ import annotations
+
+from authml.engine.aggs import Merge
+from authml.engine.compile import CompiledPivot
+from authml.engine.fields import quote
+
+STATE_PREFIX = "feature_state"
+
+
+def state_table(transform_id: str, alias: str) -> str:
+    return quote(f"{STATE_PREFIX}:{transform_id}:{alias}")
+
+
+def drop_states(connection, transform_id: str) -> None:
+    names = connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND starts_with(table_name, ?)",
+        [f"{STATE_PREFIX}:{transform_id}:"],
+    ).fetchall()
+    for (name,) in names:
+        connection.execute(f"DROP TABLE {quote(name)}")
+
+
+def _keys(pivot: CompiledPivot) -> list[str]:
+    return [pivot.key_alias(i) for i in range(len(pivot.groups))]
+
+
+def _distinct(pivot: CompiledPivot) -> list[tuple[str, Merge]]:
+    return [(alias, merge) for alias, merge in pivot.merges if merge.kind == "distinct"]
+
+
+def _pairs_sql(pivot: CompiledPivot, merge: Merge, source: str) -> str:
+    """The distinct (bucket keys, value) pairs a cardinality counts, over keyed source rows."""
+    condition = f"{merge.value_sql} IS NOT NULL"
+    if merge.condition:
+        condition = f"({merge.condition}) AND {condition}"
+    return (
+        f"SELECT DISTINCT {', '.join(_keys(pivot))}, {merge.value_sql} AS __v FROM {source} WHERE {condition}"
+    )
+
+
+def _match(left: str, right: str, keys: list[str]) -> str:
+    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in keys)
+
+
+def full_build_sql(connection, pivot: CompiledPivot, transform_id: str, relation: str, where: str) -> str:
+    """Create the pivot's state tables from every event in ``where`` and return the SELECT of
+    its dest rows, whose cardinalities are counted from those tables (the pairs count(DISTINCT)
+    would hash anyway, so keeping them costs little more than writing them)."""
+    drop_states(connection, transform_id)
+    distinct = _distinct(pivot)
+    if not distinct:
+        return pivot.select_sql(relation, extra_where=where)
+    source = f"({pivot.source_sql(relation, where)})"
+    for alias, merge in distinct:
+        connection.execute(
+            f"CREATE TABLE {state_table(transform_id, alias)} AS {_pairs_sql(pivot, merge, source)}"
+        )
+    return _with_distinct_counts(pivot, transform_id, source, distinct, _keys(pivot))
+
+
+def _with_distinct_counts(pivot, transform_id, source, distinct, keys) -> str:
+    others = [alias for alias, _ in pivot.inner_aggs if alias not in dict(distinct)]
+    joins, columns = [], [f"g.{k}" for k in keys]
+    columns += [f"g.{alias}" for alias in others]
+    for index, (alias, _merge) in enumerate(distinct):
+        counted = (
+            f"(SELECT {', '.join(keys)}, count(*) AS n FROM {state_table(transform_id, alias)} GROUP BY ALL)"
+        )
+        joins.append(f"LEFT JOIN {counted} AS d{index} ON {_match('g', f'd{index}', keys)}")
+        columns.append(f"coalesce(d{index}.n, 0) AS {alias}")
+    grouped = f"({pivot.grouped_sql(source, others)}) AS g {' '.join(joins)}"
+    return pivot.output_sql(f"(SELECT {', '.join(columns)} FROM {grouped})")
+
+
+def update_states(connection, pivot: CompiledPivot, transform_id: str, window_source: str) -> None:
+    """Add the pairs of the keyed rows ``window_source`` to the state tables (those already
+    there are skipped, so a window that reads some events again leaves the state exact)."""
+    if _distinct(pivot):
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE __window_src AS {window_source}")
+        _add_pairs(connection, pivot, transform_id, "__window_src")
+        for index in range(len(_distinct(pivot))):
+            connection.execute(f"DROP TABLE __pairs{index}")
+        connection.execute("DROP TABLE __window_src")
+
+
+def _add_pairs(connection, pivot: CompiledPivot, transform_id: str, source: str) -> None:
+    """Each cardinality's pairs in ``source`` not yet in its state, as ``__pairs<i>``, added to it."""
+    keys = _keys(pivot)
+    for index, (alias, merge) in enumerate(_distinct(pivot)):
+        state = state_table(transform_id, alias)
+        connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE __pairs{index} AS SELECT * FROM ({_pairs_sql(pivot, merge, source)}) AS p "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {state} AS s WHERE {_match('s', 'p', keys)} AND s.__v = p.__v)"
+        )
+        connection.execute(f"INSERT INTO {state} SELECT * FROM __pairs{index}")
+
+
+def merge_window(
+    connection, pivot: CompiledPivot, transform_id: str, table: str, window_source: str
+) -> tuple[int, int]:
+    """Fold the buckets of the keyed rows ``window_source`` (the new events) into ``table``.
+    Returns (buckets touched, buckets left in ``__changed_keys`` for a whole-history recompute:
+    those whose stored terms map may have dropped terms)."""
+    keys = _keys(pivot)
+    distinct = _distinct(pivot)
+    merges = dict(pivot.merges)
+    others = [alias for alias, _ in pivot.inner_aggs if alias not in dict(distinct)]
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE __window_src AS {window_source}")
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {pivot.id_sql()} AS _id, * "
+        f"FROM ({pivot.grouped_sql('__window_src', others)})"
+    )
+    touched = connection.execute("SELECT count(*) FROM __delta").fetchone()[0]
+    # The state keeps every pair, also those of buckets recomputed below.
+    _add_pairs(connection, pivot, transform_id, "__window_src")
+    full_maps = [
+        f"cardinality(o.{quote(merge.column)}) >= {merge.size}"
+        for merge in merges.values()
+        if merge.kind == "terms"
+    ]
+    recompute = f"o._id IS NOT NULL AND ({' OR '.join(full_maps)})" if full_maps else "FALSE"
+    columns = [f"x.{k}" for k in keys]
+    joins = [f"LEFT JOIN {table} AS o ON o._id = x._id"]
+    for alias in others:
+        columns.append(
+            f"{_merged(merges[alias], f'o.{quote(merges[alias].column)}', f'x.{alias}')} AS {alias}"
+        )
+    for index, (alias, merge) in enumerate(distinct):
+        joins.append(
+            f"LEFT JOIN (SELECT {', '.join(keys)}, count(*) AS n FROM __pairs{index} GROUP BY ALL) AS p{index} "
+            f"ON {_match('x', f'p{index}', keys)}"
+        )
+        columns.append(f"coalesce(o.{quote(merge.column)}, 0) + coalesce(p{index}.n, 0) AS {alias}")
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT ({recompute}) AS __recompute, {', '.join(columns)} "
+        f"FROM __delta AS x {' '.join(joins)}"
+    )
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input WHERE __recompute"
+    )
+    merged = pivot.output_sql("(SELECT * FROM __merged_input WHERE NOT __recompute)")
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE __merged AS {merged}")
+    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged)")
+    connection.execute(f"INSERT INTO {table} SELECT * FROM __merged")
+    recomputed = connection.execute("SELECT count(*) FROM __changed_keys").fetchone()[0]
+    for name in ["__window_src", "__delta", "__merged_input", "__merged"] + [
+        f"__pairs{i}" for i in range(len(distinct))
+    ]:
+        connection.execute(f"DROP TABLE {name}")
+    return touched, recomputed
+
+
+def _merged(merge: Merge, stored: str, new: str) -> str:
+    """The aggregate of a bucket's old and new events from its stored value and the new one."""
+    if merge.kind == "add":
+        return f"coalesce({stored}, 0) + coalesce({new}, 0)"
+    if merge.kind in ("min", "max"):
+        function = "least" if merge.kind == "min" else "greatest"
+        return f"{function}({stored}, {new})"  # both skip NULL
+    if merge.kind == "terms":
+        return _merged_terms(merge, stored, new)
+    raise ValueError(f"no merge for [{merge.kind}]")
+
+
+_STORED_KEY = {
+    "keyword": "e.key",
+    "long": "CAST(e.key AS BIGINT)",
+    "date": "strptime(e.key, '%Y-%m-%dT%H:%M:%S.%gZ')",
+    "boolean": "(e.key = 'true')",
+}
+_NEW_KEY = {
+    "keyword": "e.key",
+    "long": "CAST(e.key AS BIGINT)",
+    "date": "e.key",
+    "boolean": "e.key",
+}
+
+
+def _merged_terms(merge: Merge, stored: str, new: str) -> str:
+    """Per-term counts of the stored map (keys read back from their text) plus the new
+    histogram, as a map the terms leaf's expression sorts and truncates as in a full build."""
+    old = f"list_transform(map_entries({stored}), lambda e: {{'k': {_STORED_KEY[merge.key_type]}, 'n': CAST(e.value AS BIGINT)}})"
+    added = f"list_transform(map_entries({new}), lambda e: {{'k': {_NEW_KEY[merge.key_type]}, 'n': CAST(e.value AS BIGINT)}})"
+    both = f"list_concat({old}, {added})"  # a NULL list counts as empty
+    summed = (
+        f"list_transform(list_distinct(list_transform({both}, lambda e: e.k)), lambda term: "
+        f"{{'key': term, 'value': list_sum(list_transform(list_filter({both}, lambda e: e.k = term), lambda e: e.n))}})"
+    )
+    return f"map_from_entries({summed})"
