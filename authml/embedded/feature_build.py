@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,7 +35,6 @@ from authml.embedded.features import (
     _compile,
     _require_sync,
     _StoreCatalog,
-    _table_exists,
     _timestamp,
     feature_definitions,
 )
@@ -109,43 +109,53 @@ def build(
     progress: Callable[[str], None] | None = None,
 ) -> list[BuildResult]:
     connection = prepare(store.connection)
-    _ensure_tables(connection)
+    tables = _ensure_tables(connection)
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
     windows: dict[tuple, Window] = {}
-    plans = [_plan(connection, definition, upper, full, windows) for definition in chosen]
+    plans = [
+        _plan(connection, definition, upper, full or definition.dest_index not in tables, windows)
+        for definition in chosen
+    ]
     check_started = time.perf_counter()
     _check_single_values(connection, plans, upper)
     check_seconds = time.perf_counter() - check_started
     results = []
     tails: dict[str, tuple[int, int]] = {}
     build_id = datetime.now(UTC).isoformat()
-    for plan in plans:
-        results.append(_execute(store, plan, upper, tails, build_id))
-        results[-1].check_seconds = check_seconds
-        if progress:
-            progress(plan.definition.transform_id)
-    connection.execute(
-        "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
-        "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
-    )
+    # Incremental runs are small: one transaction (one commit) for all. A full build commits
+    # each table, so a large store never holds every new table uncommitted at once.
+    together = all(plan.window is not None for plan in plans)
+    with store.transaction() if together else nullcontext():
+        for plan in plans:
+            with nullcontext() if together else store.transaction():
+                results.append(_execute(connection, plan, upper, tails, build_id))
+            results[-1].check_seconds = check_seconds
+            if progress:
+                progress(plan.definition.transform_id)
+        connection.execute(
+            "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
+            "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
+        )
     return results
 
 
-def _ensure_tables(connection) -> None:
+def _ensure_tables(connection) -> set[str]:
+    """Create the checkpoint tables (dropping those of an older layout); returns the names of
+    the tables in the store."""
+    layouts = dict(
+        connection.execute(
+            "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' GROUP BY ALL"
+        ).fetchall()
+    )
     for table, expected in LAYOUT.items():
-        columns = [
-            row[0]
-            for row in connection.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-                [table],
-            ).fetchall()
-        ]
-        if columns and columns != expected:
+        if table in layouts and layouts[table] != expected:
             # An older layout: features are derived data, so they are rebuilt in full.
             connection.execute(f"DROP TABLE {table}")
     connection.execute(CHECKPOINTS_DDL)
     connection.execute(TAIL_DDL)
+    return set(layouts)
 
 
 def _plan(
@@ -162,13 +172,7 @@ def _plan(
         "FROM feature_checkpoints WHERE transform_id = ?",
         [definition.transform_id],
     ).fetchone()
-    if (
-        full
-        or row is None
-        or row[0] != definition.sha256
-        or row[1] is None
-        or not _table_exists(connection, definition.dest_index)
-    ):
+    if full or row is None or row[0] != definition.sha256 or row[1] is None:
         return plan
     checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
     key = (sync, checkpoint, pivot.sync_delay_ms)
@@ -210,44 +214,43 @@ def _window_sql(plan: _Plan) -> str:
 
 
 def _execute(
-    store: Store, plan: _Plan, upper: datetime | None, tails: dict[str, tuple[int, int]], build_id: str
+    connection, plan: _Plan, upper: datetime | None, tails: dict[str, tuple[int, int]], build_id: str
 ) -> BuildResult:
+    """Bring one table up to ``upper``, inside the caller's transaction."""
     started = time.perf_counter()
-    connection, pivot, table = store.connection, plan.pivot, plan.table
+    pivot, table = plan.pivot, plan.table
     transform_id = plan.definition.transform_id
     recomputed = 0
-    with store.transaction():
-        if plan.window is None:
-            if plan.mergeable:
-                sql = full_build_sql(connection, pivot, transform_id, EVENTS, plan.bounded)
-            else:
-                drop_states(connection, transform_id)
-                sql = pivot.select_sql(EVENTS, extra_where=plan.bounded)
-            connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}")
-            written = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            mode = "full"
-        elif plan.merge:
-            written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
-            _recompute(connection, pivot, table, plan.bounded)
-            mode = "merged" if written else "unchanged"
+    if plan.window is None:
+        if plan.mergeable:
+            sql = full_build_sql(connection, pivot, transform_id, EVENTS, plan.bounded)
         else:
-            if plan.ready_after:
-                # A superset window: the state tables take its pairs (adding a known pair is a no-op).
-                update_states(connection, pivot, transform_id, _window_source(plan))
-            written = _incremental(connection, pivot, table, plan.bounded, _window_sql(plan))
-            mode = "incremental" if written else "unchanged"
-        rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
-        events_upto = tail_events = None
-        if key:
-            if key not in tails:
-                tails[key] = write_tail(connection, plan.sync, upper, pivot.sync_delay_ms, key)
-            events_upto, tail_events = tails[key]
-        connection.execute(
-            "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
-             datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after],
-        )  # fmt: skip
+            drop_states(connection, transform_id)
+            sql = pivot.select_sql(EVENTS, extra_where=plan.bounded)
+        written = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
+        mode = "full"
+    elif plan.merge:
+        written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
+        _recompute(connection, pivot, table, plan.bounded)
+        mode = "merged" if written else "unchanged"
+    else:
+        if plan.ready_after:
+            # A superset window: the state tables take its pairs (adding a known pair is a no-op).
+            update_states(connection, pivot, transform_id, _window_source(plan))
+        written = _incremental(connection, pivot, table, plan.bounded, _window_sql(plan))
+        mode = "incremental" if written else "unchanged"
+    rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
+    events_upto = tail_events = None
+    if key:
+        if key not in tails:
+            tails[key] = write_tail(connection, plan.sync, upper, pivot.sync_delay_ms, key)
+        events_upto, tail_events = tails[key]
+    connection.execute(
+        "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
+         datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after],
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     return BuildResult(
         transform_id, plan.definition.dest_index, mode, written, rows, seconds, recomputed=recomputed
@@ -300,26 +303,32 @@ def _source_prefilters(connection, pivot: CompiledPivot) -> list[str]:
     superset of the exact region, which the key join still applies."""
     filters = []
     for index, group in enumerate(pivot.groups):
+        if group.kind != "date_histogram":
+            continue
         key = pivot.key_alias(index)
-        column = group.field.sql
-        if group.kind == "terms" and group.value_type in ("keyword", "ip", "long"):
-            values = [
-                row[0] for row in connection.execute(f"SELECT DISTINCT {key} FROM __changed_keys").fetchall()
-            ]
-            present = [v for v in values if v is not None]
-            if len(present) > MAX_INLINE_TERMS:
-                continue
-            literals = ", ".join(sql_string(v) if isinstance(v, str) else str(int(v)) for v in present)
-            parts = [f"{column} IN ({literals})"] if present else []
-            if len(present) < len(values):
-                parts.append(f"{column} IS NULL")
-            filters.append("(" + " OR ".join(parts or ["FALSE"]) + ")")
-        elif group.kind == "date_histogram":
-            low, high, has_null = connection.execute(
-                f"SELECT min({key}), max({key}), bool_or({key} IS NULL) FROM __changed_keys"
-            ).fetchone()
-            if low is None or has_null:
-                continue
-            end = high + timedelta(milliseconds=group.bucket_ms or 0)
-            filters.append(f"{column} >= {_timestamp(low)} AND {column} < {_timestamp(end)}")
+        low, high, has_null = connection.execute(
+            f"SELECT min({key}), max({key}), bool_or({key} IS NULL) FROM __changed_keys"
+        ).fetchone()
+        if low is None or has_null:
+            continue
+        end = high + timedelta(milliseconds=group.bucket_ms or 0)
+        filters.append(f"{group.field.sql} >= {_timestamp(low)} AND {group.field.sql} < {_timestamp(end)}")
+    if filters:
+        # The time range already skips the row groups; a list of terms would only add parsing.
+        return filters
+    for index, group in enumerate(pivot.groups):
+        if group.kind != "terms" or group.value_type not in ("keyword", "ip", "long"):
+            continue
+        key = pivot.key_alias(index)
+        values = [
+            row[0] for row in connection.execute(f"SELECT DISTINCT {key} FROM __changed_keys").fetchall()
+        ]
+        present = [v for v in values if v is not None]
+        if len(present) > MAX_INLINE_TERMS:
+            continue
+        literals = ", ".join(sql_string(v) if isinstance(v, str) else str(int(v)) for v in present)
+        parts = [f"{group.field.sql} IN ({literals})"] if present else []
+        if len(present) < len(values):
+            parts.append(f"{group.field.sql} IS NULL")
+        filters.append("(" + " OR ".join(parts or ["FALSE"]) + ")")
     return filters

@@ -119,11 +119,10 @@ def merge_window(
     merges = dict(pivot.merges)
     others = [alias for alias, _ in pivot.inner_aggs if alias not in dict(distinct)]
     connection.execute(f"CREATE OR REPLACE TEMP TABLE __window_src AS {window_source}")
-    connection.execute(
+    touched = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {pivot.id_sql()} AS _id, * "
         f"FROM ({pivot.grouped_sql('__window_src', others)})"
-    )
-    touched = connection.execute("SELECT count(*) FROM __delta").fetchone()[0]
+    ).fetchone()[0]
     # The state keeps every pair, also those of buckets recomputed below.
     _add_pairs(connection, pivot, transform_id, "__window_src")
     full_maps = [
@@ -148,18 +147,16 @@ def merge_window(
         f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT ({recompute}) AS __recompute, {', '.join(columns)} "
         f"FROM __delta AS x {' '.join(joins)}"
     )
-    connection.execute(
+    recomputed = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input WHERE __recompute"
+    ).fetchone()[0]
+    # Every touched row goes; those left to recompute come back from the recompute.
+    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __delta)")
+    connection.execute(
+        f"INSERT INTO {table} {pivot.output_sql('(SELECT * FROM __merged_input WHERE NOT __recompute)')}"
     )
-    merged = pivot.output_sql("(SELECT * FROM __merged_input WHERE NOT __recompute)")
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE __merged AS {merged}")
-    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged)")
-    connection.execute(f"INSERT INTO {table} SELECT * FROM __merged")
-    recomputed = connection.execute("SELECT count(*) FROM __changed_keys").fetchone()[0]
-    for name in ["__window_src", "__delta", "__merged_input", "__merged"] + [
-        f"__pairs{i}" for i in range(len(distinct))
-    ]:
-        connection.execute(f"DROP TABLE {name}")
+    temporary = ["__window_src", "__delta", "__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
+    connection.execute("; ".join(f"DROP TABLE {name}" for name in temporary))
     return touched, recomputed
 
 

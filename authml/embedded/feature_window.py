@@ -54,17 +54,14 @@ def tail_key(sync_field: str, upper: datetime, delay_ms: int, build: str) -> str
 
 
 def write_tail(connection, sync: str, upper: datetime, delay_ms: int, key: str) -> tuple[int, int]:
-    """Record the events per sync value within the delay before ``upper`` (once per key);
-    returns (events up to ``upper``, events within the delay)."""
+    """Record the events per sync value within the delay before ``upper``; returns (events up
+    to ``upper``, events within the delay)."""
     since = upper - timedelta(milliseconds=delay_ms)
     bounds = f"{sync} > {_timestamp(since)} AND {sync} <= {_timestamp(upper)}"
-    if not connection.execute(
-        "SELECT count(*) FROM feature_checkpoint_tail WHERE tail_key = ?", [key]
-    ).fetchone()[0]:
-        connection.execute(
-            f"INSERT INTO feature_checkpoint_tail SELECT {sql_string(key)}, {sync}, count(*) "
-            f"FROM {EVENTS} WHERE {bounds} GROUP BY ALL"
-        )
+    connection.execute(
+        f"INSERT INTO feature_checkpoint_tail SELECT {sql_string(key)}, {sync}, count(*) "
+        f"FROM {EVENTS} WHERE {bounds} GROUP BY ALL"
+    )
     upto, tail = connection.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {sync} > {_timestamp(since)}) FROM {EVENTS} "
         f"WHERE {sync} <= {_timestamp(upper)}"

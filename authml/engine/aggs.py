@@ -279,12 +279,16 @@ class AggregationCompiler:
         key_text = _key_as_string("e.k", field)
         if by_key:
             direction = "DESC" if order["_key"] == "desc" else "ASC"
-            sort = f"list_sort(list_transform(map_entries({alias}), lambda e: {{'k': e.key, 'n': CAST(e.value AS BIGINT)}}), '{direction}')"
+            entries = f"list_sort(list_transform(map_entries({alias}), lambda e: {{'k': e.key, 'n': CAST(e.value AS BIGINT)}}), '{direction}')"
+            count = "e.n"
         else:
             # _count desc, ties by key ascending: sort (-count, key).
-            sort = f"list_transform(list_sort(list_transform(map_entries({alias}), lambda e: {{'m': -CAST(e.value AS BIGINT), 'k': e.key}})), lambda e: {{'k': e.k, 'n': -e.m}})"
-        kept = f"list_slice(list_filter({sort}, lambda e: e.n >= {min_doc_count}), 1, {size})"
-        final = f"map_from_entries(list_transform(coalesce({kept}, []), lambda e: {{'key': {key_text}, 'value': e.n}}))"
+            entries = f"list_sort(list_transform(map_entries({alias}), lambda e: {{'m': -CAST(e.value AS BIGINT), 'k': e.key}}))"
+            count = "(-e.m)"
+        if min_doc_count > 1:  # histogram counts are at least 1
+            entries = f"list_filter({entries}, lambda e: {count} >= {min_doc_count})"
+        kept = f"list_slice({entries}, 1, {size})"
+        final = f"map_from_entries(list_transform(coalesce({kept}, []), lambda e: {{'key': {key_text}, 'value': {count}}}))"
         self._leaf(prefix, "terms", "flattened", final)
 
     def _top_metrics(self, params, path, condition, prefix) -> None:
@@ -371,6 +375,8 @@ def _terms_key_type(field: SourceField) -> str:
 
 
 def _key_as_string(expression: str, field: SourceField) -> str:
+    if field.es_type in KEYWORD_LIKE or field.es_type == "ip":
+        return expression
     if field.es_type in DATE_TYPES:
         return f"strftime({expression}, '%Y-%m-%dT%H:%M:%S.%gZ')"
     if field.es_type == "boolean":

@@ -1,8 +1,10 @@
 """``source.query`` and ``filter`` aggregation queries compiled into SQL predicates.
 
 The subset: match_all, match_none, term, terms, range (with date math against a fixed "now"),
-exists and bool. Every predicate is NULL-safe: a document without the field never matches a
-term or range, and matches ``must_not`` of one, as in Elasticsearch.
+exists and bool. A predicate is NULL for a document without the field, which WHERE and FILTER
+read as no match; ``must_not`` and ``should`` counts turn NULL into FALSE first, so such a
+document matches ``must_not`` of a term or range, as in Elasticsearch. (Plain comparisons, not
+wrapped in coalesce, let DuckDB push them into the scan and skip row groups.)
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ class QueryCompiler:
                     member(member(path, name), "case_insensitive"),
                     "case_insensitive works on keyword fields only",
                 )
-            return f"coalesce(lower({field.sql}) = lower({literal}), FALSE)"
-        return f"coalesce({field.sql} = {literal}, FALSE)"
+            return f"(lower({field.sql}) = lower({literal}))"
+        return f"({field.sql} = {literal})"
 
     def _terms(self, params: Any, path: str) -> str:
         name, values = self._single_field(params, path)
@@ -87,7 +89,7 @@ class QueryCompiler:
         if field.es_type is None or not values:
             return "FALSE"
         literals = ", ".join(self._literal(field, value, member(path, name)) for value in values)
-        return f"coalesce({field.sql} IN ({literals}), FALSE)"
+        return f"({field.sql} IN ({literals}))"
 
     def _exists(self, params: Any, path: str) -> str:
         self._only(params, {"field", "boost", "_name"}, path)
@@ -131,7 +133,7 @@ class QueryCompiler:
             else:
                 literal = self._literal(field, bounds[op], f"{bounds_path}.{op}")
             clauses.append(f"{field.sql} {sql_op} {literal}")
-        return f"coalesce({' AND '.join(clauses) or field.sql + ' IS NOT NULL'}, FALSE)"
+        return f"({' AND '.join(clauses) or field.sql + ' IS NOT NULL'})"
 
     def _bool(self, params: Any, path: str) -> str:
         if not isinstance(params, dict):
@@ -153,7 +155,7 @@ class QueryCompiler:
         required = clauses("must") + clauses("filter")
         excluded = clauses("must_not")
         optional = clauses("should")
-        parts = [f"({c})" for c in required] + [f"NOT ({c})" for c in excluded]
+        parts = [f"({c})" for c in required] + [f"NOT coalesce(({c}), FALSE)" for c in excluded]
         minimum = params.get("minimum_should_match")
         if minimum is None:
             minimum = 0 if required else (1 if optional else 0)
@@ -162,7 +164,7 @@ class QueryCompiler:
         if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
             raise self.fail(f"{path}.minimum_should_match", "only a non-negative whole number is supported")
         if minimum:
-            count = " + ".join(f"CAST(({c}) AS INTEGER)" for c in optional) or "0"
+            count = " + ".join(f"CAST(coalesce(({c}), FALSE) AS INTEGER)" for c in optional) or "0"
             parts.append(f"({count}) >= {minimum}")
         return " AND ".join(parts) or "TRUE"
 

@@ -9,7 +9,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authml.embedded.features import build_features, feature_definitions, read_feature_documents
+from authml.embedded.features import (
+    FeatureDefinition,
+    build_features,
+    feature_definitions,
+    read_feature_documents,
+)
 from authml.embedded.store import Store
 from tests.conformance.events import auth_event, stored, write_events
 
@@ -29,10 +34,69 @@ event_shapes = st.fixed_dictionaries(
         "ip": st.sampled_from(["10.0.0.1", "10.0.0.2", "fe80::1", None]),
         "code": st.sampled_from(["4624", "4625", "4769", "4688"]),
         "logon_type": st.sampled_from(["2", "3", "10", None]),
+        "port": st.sampled_from([445, 3389, 50000, None]),
         "minute": st.integers(0, 600),  # event time: any of ten hours, so late events hit old buckets
         "ingest_offset": st.integers(-(DELAY_SECONDS - 1), 600),  # late by up to the sync delay
     }
 )
+
+
+def _transform(dest: str, group_by: dict, aggregations: dict) -> dict:
+    return {
+        "source": {
+            "index": ["authml-events-*"],
+            "query": {"terms": {"event.code": ["4624", "4625", "4769"]}},
+        },
+        "dest": {"index": dest},
+        "sync": {"time": {"field": "event.ingested", "delay": f"{DELAY_SECONDS}s"}},
+        "pivot": {"group_by": group_by, "aggregations": aggregations},
+    }
+
+
+# Every merge rule: counts, filter counts, missing, min/max of dates and numbers, a sum of whole
+# numbers, cardinality (also under a filter), terms maps on keyword, long and date fields small
+# enough to fill up (those buckets are recomputed), and a group with a missing bucket.
+MERGE_PROBE = FeatureDefinition(
+    "test-merge-probe",
+    "test-merge-probe.yml",
+    _transform(
+        "test-merge-probe",
+        {
+            "user.name": {"terms": {"field": "user.name", "missing_bucket": True}},
+            "source.ip": {"terms": {"field": "source.ip"}},
+        },
+        {
+            "events": {"value_count": {"field": "event.code"}},
+            "first_seen": {"min": {"field": "@timestamp"}},
+            "last_seen": {"max": {"field": "@timestamp"}},
+            "port_total": {"sum": {"field": "source.port"}},
+            "lowest_port": {"min": {"field": "source.port"}},
+            "without_host": {"missing": {"field": "host.name"}},
+            "hosts": {"cardinality": {"field": "host.name"}},
+            "logon_types": {"terms": {"field": "winlog.logon.type", "size": 2}},
+            "ports": {"terms": {"field": "source.port", "size": 2, "order": {"_key": "desc"}}},
+            "times": {"terms": {"field": "@timestamp", "size": 3}},
+            "failed": {
+                "filter": {"term": {"event.outcome": "failure"}},
+                "aggregations": {
+                    "events": {"value_count": {"field": "event.code"}},
+                    "hosts": {"cardinality": {"field": "host.name"}},
+                },
+            },
+        },
+    ),
+)
+# avg does not merge: its transform recomputes touched buckets.
+RECOMPUTED_PROBE = FeatureDefinition(
+    "test-recompute-probe",
+    "test-recompute-probe.yml",
+    _transform(
+        "test-recompute-probe",
+        {"host.name": {"terms": {"field": "host.name", "missing_bucket": True}}},
+        {"mean_port": {"avg": {"field": "source.port"}}, "users": {"cardinality": {"field": "user.name"}}},
+    ),
+)
+MERGED = {"authml-user-host", "authml-user-source-ip", "test-merge-probe"}
 
 
 def _documents(batches):
@@ -61,29 +125,43 @@ def _documents(batches):
                     encryption="0x12" if shape["code"] == "4769" else None,
                 )
             )
+            if shape["port"] is not None and shape["ip"] is not None:
+                documents[-1]["source"]["port"] = shape["port"]
         newest = max([newest] + [datetime.fromisoformat(d["event"]["ingested"]) for d in documents])
         result.append(documents)
     return result
 
 
+def _definitions() -> list[FeatureDefinition]:
+    return [*feature_definitions(), MERGE_PROBE, RECOMPUTED_PROBE]
+
+
 def _tables(store: Store) -> dict[str, list[dict]]:
-    return {d.transform_id: read_feature_documents(store, d) for d in feature_definitions()}
+    return {d.transform_id: read_feature_documents(store, d) for d in _definitions()}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(event_shapes, min_size=1, max_size=12), min_size=2, max_size=5))
 def test_incremental_runs_equal_a_full_rebuild(batches):
     batches = _documents(batches)
     with tempfile.TemporaryDirectory() as folder:
         incremental = Store.open(Path(folder) / "incremental", create=True)
         position = 0
-        for documents in batches:
+        ingested_before: set[str] = set()
+        for run, documents in enumerate(batches):
             incremental.write_batch([stored(d, position + i) for i, d in enumerate(documents)], [])
             position += len(documents)
-            build_features(incremental)
+            modes = {r.transform_id: r.mode for r in build_features(incremental, definitions=_definitions())}
+            ingested = {d["event"]["ingested"] for d in documents}
+            # Late events (within the delay) merge too, unless one shares its exact ingest time
+            # with an event built before: then the run cannot tell them apart and recomputes.
+            if run and not ingested & ingested_before:
+                assert {modes[t] for t in MERGED} <= {"merged", "unchanged"}, modes
+            assert modes["test-recompute-probe"] in ({"full"} if not run else {"incremental", "unchanged"})
+            ingested_before |= ingested
         everything = [d for documents in batches for d in documents]
         full = write_events(Path(folder) / "full", everything)
-        build_features(full, full=True)
+        build_features(full, full=True, definitions=_definitions())
         assert _tables(incremental) == _tables(full)
         incremental.close()
         full.close()
