@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -85,6 +86,7 @@ class _Plan:
     window: Window | None = None  # incremental: the events to read; None: full build
     mergeable: bool = False  # the pivot merges exactly (feature_merge) and ignores "now"
     merge_ready: bool = False  # before the run: the table is exact and its state tables current
+    window_events: str = ""  # incremental: the temp table holding the window's events
 
     @property
     def merge(self) -> bool:
@@ -120,6 +122,7 @@ def build(
     check_started = time.perf_counter()
     _check_single_values(connection, plans, upper)
     check_seconds = time.perf_counter() - check_started
+    loaded = _load_windows(connection, plans)
     results = []
     tails: dict[str, tuple[int, int]] = {}
     build_id = datetime.now(UTC).isoformat()
@@ -128,8 +131,11 @@ def build(
     together = all(plan.window is not None for plan in plans)
     with store.transaction() if together else nullcontext():
         for plan in plans:
-            with nullcontext() if together else store.transaction():
-                results.append(_execute(connection, plan, upper, tails, build_id))
+            if plan.window is not None and not loaded[plan.window_events]:
+                results.append(_unchanged(connection, plan))
+            else:
+                with nullcontext() if together else store.transaction():
+                    results.append(_execute(connection, plan, upper, tails, build_id))
             results[-1].check_seconds = check_seconds
             if progress:
                 progress(plan.definition.transform_id)
@@ -137,7 +143,37 @@ def build(
             "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
             "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
         )
+    for name in loaded:
+        connection.execute(f"DROP TABLE {name}")
     return results
+
+
+def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:
+    """Read each distinct incremental window once into a temp table, with the columns its plans
+    use; returns the tables and their row counts."""
+    loaded: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for plan in plans:
+        if plan.window is None:
+            continue
+        condition = _window_sql(plan)
+        if condition not in names:
+            names[condition] = f"__window_events{len(names)}"
+            sharing = [p for p in plans if p.window is not None and _window_sql(p) == condition]
+            columns = sorted(set().union(*(p.catalog.typed_used for p in sharing)))
+            document = ", document" if any(p.catalog.document_used for p in sharing) else ""
+            loaded[names[condition]] = connection.execute(
+                f"CREATE OR REPLACE TEMP TABLE {names[condition]} AS SELECT "
+                f"{', '.join(quote(c) for c in columns) or 'NULL AS __none'}{document} FROM {EVENTS} WHERE {condition}"
+            ).fetchone()[0]
+        plan.window_events = names[condition]
+    return loaded
+
+
+def _unchanged(connection, plan: _Plan) -> BuildResult:
+    """No event stored since the checkpoint: it stays as it is."""
+    rows = connection.execute(f"SELECT count(*) FROM {plan.table}").fetchone()[0]
+    return BuildResult(plan.definition.transform_id, plan.definition.dest_index, "unchanged", 0, rows, 0.0)
 
 
 def _ensure_tables(connection) -> set[str]:
@@ -186,6 +222,8 @@ def _plan(
 def _independent_of_now(definition: FeatureDefinition, pivot: CompiledPivot, now: datetime) -> bool:
     """Whether the query and filters hold no date math relative to now: a bucket merged over
     runs with different "now"s would differ from one recomputed at the last."""
+    if "now" not in json.dumps(definition.body):
+        return True
     later, _ = _compile(definition, now + timedelta(days=1, milliseconds=1))
     return later.select_sql(EVENTS) == pivot.select_sql(EVENTS)
 
@@ -237,7 +275,7 @@ def _execute(
         if plan.ready_after:
             # A superset window: the state tables take its pairs (adding a known pair is a no-op).
             update_states(connection, pivot, transform_id, _window_source(plan))
-        written = _incremental(connection, pivot, table, plan.bounded, _window_sql(plan))
+        written = _incremental(connection, pivot, table, plan.bounded, plan.window_events)
         mode = "incremental" if written else "unchanged"
     rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
@@ -258,20 +296,16 @@ def _execute(
 
 
 def _window_source(plan: _Plan) -> str:
-    """The pivot's keyed source rows over the window, reading only the columns it uses."""
-    columns = [quote(field) for field in sorted(plan.catalog.typed_used)]
-    if plan.catalog.document_used:
-        columns.append("document")
-    relation = f"(SELECT {', '.join(columns) or '1'} FROM {EVENTS} WHERE {_window_sql(plan)}) AS __window"
-    return plan.pivot.source_sql(relation)
+    """The pivot's keyed source rows over the window."""
+    return plan.pivot.source_sql(plan.window_events)
 
 
-def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window: str) -> int:
-    """Recompute the buckets the events in ``window`` fall into, over their whole history."""
+def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str) -> int:
+    """Recompute the buckets the events in ``window_events`` fall into, over their whole history."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
-        f"FROM ({pivot.source_sql(EVENTS, window)})"
+        f"FROM ({pivot.source_sql(window_events)})"
     )
     return _recompute(connection, pivot, table, bounded)
 
