@@ -7,7 +7,7 @@ touched bucket's stored values with them: counts add, min/max take the lesser/gr
 map adds counts per term (only while the stored map is known to hold every term: fewer than
 ``size`` entries; other buckets are recomputed), and a cardinality adds the (bucket, value) pairs
 not seen before, kept in a state table per cardinality (``feature_state:<transform>:<alias>``).
-Full builds create the state tables; they are dropped with the transform's table.
+Full builds of a mergeable pivot (re)create the state tables; other full builds drop them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def state_table(transform_id: str, alias: str) -> str:
 
 def drop_states(connection, transform_id: str) -> None:
     names = connection.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-        "AND starts_with(table_name, ?)",
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND starts_with(table_name, ?)",
         [f"{STATE_PREFIX}:{transform_id}:"],
     ).fetchall()
     for (name,) in names:
@@ -174,13 +174,13 @@ def _merged(merge: Merge, stored: str, new: str) -> str:
 
 _STORED_KEY = {
     "keyword": "e.key",
-    "long": "CAST(e.key AS BIGINT)",
+    "long": "CAST(e.key AS HUGEINT)",  # unsigned_long included
     "date": "strptime(e.key, '%Y-%m-%dT%H:%M:%S.%gZ')",
     "boolean": "(e.key = 'true')",
 }
 _NEW_KEY = {
     "keyword": "e.key",
-    "long": "CAST(e.key AS BIGINT)",
+    "long": "CAST(e.key AS HUGEINT)",
     "date": "e.key",
     "boolean": "e.key",
 }
