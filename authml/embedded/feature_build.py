@@ -269,7 +269,7 @@ def _execute(
         mode = "full"
     elif plan.merge:
         written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
-        _recompute(connection, pivot, table, plan.bounded)
+        _recompute(connection, pivot, table, plan.bounded, recomputed)
         mode = "merged" if written else "unchanged"
     else:
         if plan.ready_after:
@@ -303,17 +303,16 @@ def _window_source(plan: _Plan) -> str:
 def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str) -> int:
     """Recompute the buckets the events in ``window_events`` fall into, over their whole history."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
-    connection.execute(
+    changed = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
         f"FROM ({pivot.source_sql(window_events)})"
-    )
-    return _recompute(connection, pivot, table, bounded)
+    ).fetchone()[0]
+    return _recompute(connection, pivot, table, bounded, changed)
 
 
-def _recompute(connection, pivot: CompiledPivot, table: str, bounded: str) -> int:
-    """Recompute the buckets listed in ``__changed_keys`` over their whole history."""
+def _recompute(connection, pivot: CompiledPivot, table: str, bounded: str, changed: int) -> int:
+    """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
-    changed = connection.execute("SELECT count(*) FROM __changed_keys").fetchone()[0]
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
         region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"

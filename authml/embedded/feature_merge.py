@@ -88,12 +88,9 @@ def _with_distinct_counts(pivot, transform_id, source, distinct, keys) -> str:
 def update_states(connection, pivot: CompiledPivot, transform_id: str, window_source: str) -> None:
     """Add the pairs of the keyed rows ``window_source`` to the state tables (those already
     there are skipped, so a window that reads some events again leaves the state exact)."""
-    if _distinct(pivot):
-        connection.execute(f"CREATE OR REPLACE TEMP TABLE __window_src AS {window_source}")
-        _add_pairs(connection, pivot, transform_id, "__window_src")
-        for index in range(len(_distinct(pivot))):
-            connection.execute(f"DROP TABLE __pairs{index}")
-        connection.execute("DROP TABLE __window_src")
+    _add_pairs(connection, pivot, transform_id, f"({window_source})")
+    for index in range(len(_distinct(pivot))):
+        connection.execute(f"DROP TABLE __pairs{index}")
 
 
 def _add_pairs(connection, pivot: CompiledPivot, transform_id: str, source: str) -> None:
@@ -118,13 +115,13 @@ def merge_window(
     distinct = _distinct(pivot)
     merges = dict(pivot.merges)
     others = [alias for alias, _ in pivot.inner_aggs if alias not in dict(distinct)]
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE __window_src AS {window_source}")
+    source = f"({window_source})"
     touched = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {pivot.id_sql()} AS _id, * "
-        f"FROM ({pivot.grouped_sql('__window_src', others)})"
+        f"FROM ({pivot.grouped_sql(source, others)})"
     ).fetchone()[0]
     # The state keeps every pair, also those of buckets recomputed below.
-    _add_pairs(connection, pivot, transform_id, "__window_src")
+    _add_pairs(connection, pivot, transform_id, source)
     full_maps = [
         f"cardinality(o.{quote(merge.column)}) >= {merge.size}"
         for merge in merges.values()
@@ -155,7 +152,7 @@ def merge_window(
     connection.execute(
         f"INSERT INTO {table} {pivot.output_sql('(SELECT * FROM __merged_input WHERE NOT __recompute)')}"
     )
-    temporary = ["__window_src", "__delta", "__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
+    temporary = ["__delta", "__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
     connection.execute("; ".join(f"DROP TABLE {name}" for name in temporary))
     return touched, recomputed
 
