@@ -147,33 +147,108 @@ def _logon_type_number(expression: str) -> str:
     return f"COALESCE(CASE {expression} {cases} END, TRY_CAST({expression} AS INTEGER))"
 
 
-def _term_history_ctes(prefix: str, column: str) -> str:
-    """CTEs ``<prefix>_cum`` (an account's running count of each term of a terms-aggregation column
-    of the hourly table) and ``<prefix>_total`` (of all its terms), bucket by bucket."""
-    return f"""{prefix}_rows AS (
-  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
-  FROM uh_raw, json_each(uh_raw.{column}) j
-),
-{prefix}_cum AS (
-  SELECT user_name, term, bucket,
-         sum(n) OVER (PARTITION BY user_name, term ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM {prefix}_rows
-),
-{prefix}_total AS (
-  SELECT user_name, bucket, sum(sum(n)) OVER (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM {prefix}_rows GROUP BY user_name, bucket
+def _history(name: str, keys: str, columns: dict[str, str], rows: str, collapse_before: str | None) -> str:
+    """CTE ``name``: the rows of ``rows`` that a running aggregate per ``keys`` walks in bucket order.
+    Rows before the hour ``collapse_before`` are collapsed into one row per key at their latest
+    bucket (``columns`` maps each column to the aggregate that collapses it): every event to
+    score is at or after that hour, so it sees those rows only through their totals, and the
+    running values from then on stay the same while far fewer rows are sorted."""
+    names = ", ".join(columns)
+    if collapse_before is None:
+        return f"{name} AS (SELECT {keys}, bucket, {names} FROM {rows}),\n"
+    collapsed = ", ".join(f"{aggregate} AS {column}" for column, aggregate in columns.items())
+    return f"""{name} AS (
+  SELECT {keys}, bucket, {names} FROM {rows} WHERE bucket >= {collapse_before}
+  UNION ALL
+  SELECT {keys}, max(bucket) AS bucket, {collapsed} FROM {rows} WHERE bucket < {collapse_before} GROUP BY {keys}
 ),
 """
 
 
+def _term_history_ctes(prefix: str, column: str, collapse_before: str | None) -> str:
+    """CTEs ``<prefix>_cum`` (an account's running count of each term of a terms-aggregation column
+    of the hourly table) and ``<prefix>_total`` (of all its terms), bucket by bucket."""
+    return f"""{prefix}_rows AS (
+  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
+  FROM uh_raw, json_each(CAST(uh_raw.{column} AS JSON)) j
+),
+{_history(f"{prefix}_hist", "user_name, term", {"n": "sum(n)"}, f"{prefix}_rows", collapse_before)}\
+{prefix}_cum AS (
+  SELECT user_name, term, bucket,
+         sum(n) OVER (PARTITION BY user_name, term ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
+  FROM {prefix}_hist
+),
+{prefix}_bucket AS (SELECT user_name, bucket, sum(n) AS n FROM {prefix}_rows GROUP BY user_name, bucket),
+{_history(f"{prefix}_total_hist", "user_name", {"n": "sum(n)"}, f"{prefix}_bucket", collapse_before)}\
+{prefix}_total AS (
+  SELECT user_name, bucket, sum(n) OVER (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
+  FROM {prefix}_total_hist
+),
+"""
+
+
+def _prior_counts_ctes(start: datetime | None, auth_filter: str) -> str:
+    """CTEs ``prior_ip``, ``prior_code``, ``prior_user``: for the accounts with events in the
+    window, how many events they had before the raw context the window's running counts walk
+    (everything before the hour preceding ``start``): one grouped scan instead of a sort of the
+    whole history."""
+    if start is None:
+        return ""
+    return f"""window_users AS (SELECT DISTINCT user_name FROM ev WHERE ts >= {_ts(start)}),
+prior AS (
+  SELECT "user.name" AS user_name, "source.ip" AS source_ip, "event.code" AS event_code, count(*) AS n
+  FROM events
+  WHERE {auth_filter} AND "@timestamp" < {_ts(start)} - INTERVAL 1 HOUR
+    AND "user.name" IN (SELECT user_name FROM window_users)
+  GROUP BY ALL
+),
+prior_ip AS (SELECT user_name, source_ip, sum(n) AS n FROM prior GROUP BY ALL),
+prior_code AS (SELECT user_name, event_code, sum(n) AS n FROM prior GROUP BY ALL),
+prior_user AS (SELECT user_name, sum(n) AS n FROM prior GROUP BY ALL),
+"""
+
+
 def per_event_features_sql(window: FeatureWindow, *, codes: list[str], with_labels: bool = False) -> str:
-    """One row per authentication event in the window, with the columns of RAW_COLUMNS."""
+    """One row per authentication event in the window, with the columns of RAW_COLUMNS.
+
+    Cost follows the window, not the store: raw events are read from an hour before the window
+    (the trailing-hour counts need them), earlier ones only counted per account; hourly history
+    before the window's first hour is collapsed to one row per account (and term, and hour of day)
+    before the running sums, and only for the accounts the window holds."""
     tz = window.time_zone
-    upper = f'AND "@timestamp" < {_ts(window.end)}' if window.end else ""
-    lower = f"WHERE ev.ts >= {_ts(window.start)}" if window.start else ""
-    label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
+    start, end = window.start, window.end
     code_list = ", ".join(_lit(code) for code in codes)
+    auth_filter = f'"user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list})'
+    upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
+    # the trailing-hour counts of the window's first events reach an hour back
+    context = f'AND "@timestamp" >= {_ts(start)} - INTERVAL 1 HOUR' if start else ""
+    label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
     uh, usi, uho, sih = (_q(t) for t in FEATURE_TABLES)
+    collapse_before = f"date_trunc('hour', {_ts(start)})" if start else None
+    history_filters = []
+    if end:  # an hourly row at or after the end is never before any event's own hour
+        history_filters.append(f"h.{_q('@timestamp')} < {_ts(end)}")
+    if start:
+        history_filters.append(f"h.{_q('user.name')} IN (SELECT user_name FROM window_users)")
+    history_where = f"WHERE {' AND '.join(history_filters)}" if history_filters else ""
+    if start:
+        before = {
+            "user_ip_events_before": "LEFT JOIN prior_ip pi ON pi.user_name = ev.user_name "
+            "AND pi.source_ip IS NOT DISTINCT FROM ev.source_ip",
+            "user_code_events_before": "LEFT JOIN prior_code pc ON pc.user_name = ev.user_name "
+            "AND pc.event_code = ev.event_code",
+            "user_raw_events_before": "LEFT JOIN prior_user pu ON pu.user_name = ev.user_name",
+        }
+        prior_alias = dict(zip(before, ("pi", "pc", "pu"), strict=True))
+        before_columns = ", ".join(
+            f"CAST(coalesce({prior_alias[name]}.n, 0) + tr.{name} AS BIGINT) AS {name}" for name in before
+        )
+        prior_joins = "\n".join(before.values())
+        lower = f"WHERE ev.ts >= {_ts(start)}"
+    else:
+        before_columns = "tr.user_ip_events_before, tr.user_code_events_before, tr.user_raw_events_before"
+        prior_joins = ""
+        lower = ""
     return f"""
 WITH ev AS (
   SELECT _id, "@timestamp" AS ts, "user.name" AS user_name, "source.ip" AS source_ip,
@@ -192,36 +267,38 @@ WITH ev AS (
          CASE WHEN "event.code" = '4648'
               THEN coalesce("user.target.name", "winlog.event_data.TargetUserName") END AS credential_target
   FROM events
-  WHERE "user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list}) {upper}
+  WHERE {auth_filter} {upper} {context}
 ),
-uh_raw AS (
-  SELECT h.{_q("user.name")} AS user_name, h.{_q("@timestamp")} AS bucket, h.events, h.hosts, h.services,
-         CAST(h.logon_types AS JSON) AS logon_types, CAST(h.ticket_encryption_types AS JSON) AS enc_types
-  FROM {uh} h
+{_prior_counts_ctes(start, auth_filter)}uh_raw AS (
+  SELECT h.{_q("user.name")} AS user_name, h.{_q("@timestamp")} AS bucket, h.events, 1 AS hours,
+         h.hosts, h.services, h.logon_types, h.ticket_encryption_types AS enc_types
+  FROM {uh} h {history_where}
 ),
+{_history("uh_hist", "user_name", {"events": "sum(events)", "hours": "count(*)", "hosts": "max(hosts)", "services": "max(services)"}, "uh_raw", collapse_before)}\
 uh_cum AS (
   SELECT user_name, bucket,
-         sum(events) OVER w AS cum_events, count(*) OVER w AS cum_active_hours,
+         sum(events) OVER w AS cum_events, CAST(sum(hours) OVER w AS BIGINT) AS cum_active_hours,
          max(hosts) OVER w AS max_hosts, max(services) OVER w AS max_services
-  FROM uh_raw
+  FROM uh_hist
   WINDOW w AS (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING)
 ),
-hod_cum AS (
+hod_rows AS (
   -- each bucket's events spread over its local hour and both neighbours: a smoothed profile
+  SELECT user_name, bucket, (hour({_local("bucket", tz)}) + s.shift + 24) % 24 AS target_hour,
+         events * s.weight AS weighted
+  FROM uh_raw, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight)
+),
+{_history("hod_hist", "user_name, target_hour", {"weighted": "sum(weighted)"}, "hod_rows", collapse_before)}\
+hod_cum AS (
   SELECT user_name, target_hour, bucket,
          sum(weighted) OVER (PARTITION BY user_name, target_hour ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM (SELECT user_name, bucket, (hour({_local("bucket", tz)}) + s.shift + 24) % 24 AS target_hour,
-               events * s.weight AS weighted
-        FROM uh_raw, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight))
+  FROM hod_hist
 ),
-{_term_history_ctes("lt", "logon_types")}{_term_history_ctes("et", "enc_types")}recent AS (
+{_term_history_ctes("lt", "logon_types", collapse_before)}{_term_history_ctes("et", "enc_types", collapse_before)}recent AS (
   SELECT _id,
-    count(*) OVER (PARTITION BY user_name, source_ip ORDER BY ts, _id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_ip_events_before,
-    count(*) OVER (PARTITION BY user_name, event_code ORDER BY ts, _id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_code_events_before,
-    count(*) OVER (PARTITION BY user_name ORDER BY ts, _id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_raw_events_before,
+    row_number() OVER (PARTITION BY user_name, source_ip ORDER BY ts, _id) - 1 AS user_ip_events_before,
+    row_number() OVER (PARTITION BY user_name, event_code ORDER BY ts, _id) - 1 AS user_code_events_before,
+    row_number() OVER (PARTITION BY user_name ORDER BY ts, _id) - 1 AS user_raw_events_before,
     count(*) FILTER (WHERE failed) OVER user_hour - failed::INTEGER AS user_failures_1h,
     CASE WHEN source_ip IS NULL OR source_ip IN ({_LOOPBACK}) THEN 0
          ELSE count(*) FILTER (WHERE failed) OVER source_hour - failed::INTEGER END AS source_failures_1h,
@@ -253,11 +330,12 @@ SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, e
             ELSE coalesce(sp.{_q("failed_logons.users")}, 0) END AS source_failed_users_prev_hour,
        CAST(ui.first_seen AS TIMESTAMP) AS source_ip_first_seen,
        CAST(uo.first_seen AS TIMESTAMP) AS host_first_seen,
-       tr.user_ip_events_before, tr.user_code_events_before, tr.user_raw_events_before,
+       {before_columns},
        tr.user_failures_1h, tr.source_failures_1h, tr.source_failed_users_1h, tr.services_1h, tr.hosts_1h, tr.host_failed_users_1h,
-       date_diff('hour', (SELECT min(bucket) FROM uh_raw), ev.bucket) AS hours_observed
+       date_diff('hour', (SELECT min(h.{_q("@timestamp")}) FROM {uh} h), ev.bucket) AS hours_observed
 FROM ev
 JOIN recent tr USING (_id)
+{prior_joins}
 ASOF LEFT JOIN uh_cum uc ON ev.user_name = uc.user_name AND ev.bucket > uc.bucket
 ASOF LEFT JOIN hod_cum hc ON ev.user_name = hc.user_name AND ev.local_hour = hc.target_hour AND ev.bucket > hc.bucket
 ASOF LEFT JOIN lt_cum lc ON ev.user_name = lc.user_name AND ev.logon_type = lc.term AND ev.bucket > lc.bucket
