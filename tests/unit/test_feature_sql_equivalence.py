@@ -1,4 +1,4 @@
-"""The per-event feature SQL returns exactly what its frozen, slow definition returns
+"""The per-event feature reader returns exactly what the frozen, slow SQL definition returns
 (tests/unit/feature_sql_reference.py): every column of RAW_COLUMNS, every event, for unbounded,
 mid-history, one-hour and empty windows, over a generated store with attacks (feature tables from
 `authml features build`, terms as MAPs) and a hand-made one with ties and missing fields (terms as
@@ -7,16 +7,14 @@ JSON, as the Elasticsearch reader's scratch database holds them)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
+import numpy as np
 import pytest
 
+from authml.embedded.feature_reader import read_raw_features
 from authml.embedded.store import Store
-from authml.train.feature_sql import (
-    RAW_COLUMNS,
-    FeatureWindow,
-    authentication_event_codes,
-    per_event_features_sql,
-)
+from authml.train.feature_sql import RAW_COLUMNS, FeatureWindow, authentication_event_codes
 from tests.unit.feature_sql_reference import reference_features_sql
 from tests.unit.score_project import build_project
 from tests.unit.train_store import build_feature_tables, logon, write_events
@@ -24,27 +22,51 @@ from tests.unit.train_store import build_feature_tables, logon, write_events
 pytestmark = pytest.mark.timeout(300)
 
 
-def _rows(connection, sql: str) -> list[tuple]:
-    return connection.execute(f"SELECT {', '.join(RAW_COLUMNS)} FROM ({sql})").fetchall()
+def _plain(value: object) -> object:
+    """A value of the reader's arrays as the reference query's fetchall gives it."""
+    if value is None or value is np.ma.masked:
+        return None
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else value.astype("datetime64[us]").item()
+    return value.item() if isinstance(value, np.generic) else value
 
 
-def _types(connection, sql: str) -> list[tuple[str, str]]:
-    described = connection.execute(f"DESCRIBE SELECT {', '.join(RAW_COLUMNS)} FROM ({sql})").fetchall()
-    return [(row[0], row[1]) for row in described]
+def _columns(raw: dict[str, np.ndarray]) -> list[tuple]:
+    columns = []
+    for name in RAW_COLUMNS:
+        values = raw[name]
+        mask = np.ma.getmaskarray(values) if np.ma.isMaskedArray(values) else np.zeros(len(values), bool)
+        data = np.ma.getdata(values)
+        columns.append([None if hidden else _plain(value) for value, hidden in zip(data, mask, strict=True)])
+    return list(zip(*columns, strict=True)) if columns[0] else []
+
+
+def _kind(value: object) -> str:
+    """Numbers compare by value (the reference gives DECIMAL sums, the reader floats); a bool
+    must stay a bool, a string a string."""
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, int | float | Decimal) else type(value).__name__
 
 
 def assert_same_rows(connection, window: FeatureWindow, *, with_labels: bool = False) -> int:
-    codes = authentication_event_codes()
     reference = reference_features_sql(
-        window.start, window.end, window.time_zone, codes=codes, with_labels=with_labels
+        window.start,
+        window.end,
+        window.time_zone,
+        codes=authentication_event_codes(),
+        with_labels=with_labels,
     )
-    current = per_event_features_sql(window, codes=codes, with_labels=with_labels)
-    assert _types(connection, current) == _types(connection, reference)
-    expected, actual = _rows(connection, reference), _rows(connection, current)
+    expected = connection.execute(f"SELECT {', '.join(RAW_COLUMNS)} FROM ({reference})").fetchall()
+    actual = _columns(read_raw_features(connection, window, with_labels=with_labels))
     assert len(actual) == len(expected), window
     for want, got in zip(expected, actual, strict=True):
-        if want != got:
-            differing = {name: (w, g) for name, w, g in zip(RAW_COLUMNS, want, got, strict=True) if w != g}
+        if want != got or [_kind(w) for w in want] != [_kind(g) for g in got]:
+            differing = {
+                name: (w, g)
+                for name, w, g in zip(RAW_COLUMNS, want, got, strict=True)
+                if w != g or _kind(w) != _kind(g)
+            }
             pytest.fail(f"{window}: event {want[0]} differs (reference, current): {differing}")
     return len(expected)
 
@@ -130,6 +152,10 @@ def _hand_made() -> list[dict]:
                 )
             )
     docs.append(logon(spray, "alice", ip="10.6.6.6", code="4625", outcome="failure", record=998))
+    # the same account fails again exactly an hour later: both failures are in that event's frame
+    docs.append(
+        logon(spray + timedelta(hours=1), "u0", ip="10.6.6.6", code="4625", outcome="failure", record=997)
+    )
     hostless = logon(spray + timedelta(minutes=1), "alice", code="4625", outcome="failure", record=999)
     del hostless["host"]
     docs.append(hostless)
