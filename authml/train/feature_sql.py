@@ -292,9 +292,11 @@ def history_sql(window: FeatureWindow, *, codes: list[str]) -> dict[str, str]:
         "SELECT user_name, target_hour, bucket, weighted FROM hist",
     }
     for name, column in (("logon_types", "logon_types"), ("encryption_types", "ticket_encryption_types")):
+        # a MAP in the store, JSON in a scratch copy of a cluster's: both cast to one MAP type
         term_rows = f"""term_rows AS (
-  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
-  FROM uh_raw, json_each(CAST(uh_raw.{column} AS JSON)) j
+  SELECT user_name, bucket, entry.key AS term, entry.value AS n
+  FROM (SELECT user_name, bucket, unnest(map_entries(CAST({column} AS MAP(VARCHAR, DOUBLE)))) AS entry
+        FROM uh_raw)
 )"""
         terms = _history("hist", "user_name, term", {"n": "sum(n)"}, "term_rows", collapse_before)
         queries[name] = f"WITH {raw},\n{term_rows},\n{terms}\nSELECT user_name, term, bucket, n FROM hist"

@@ -42,70 +42,79 @@ def width(*codes: np.ndarray) -> int:
     return max(int(code.max(initial=-1)) for code in codes) + 2
 
 
-def earlier_in_group(groups: np.ndarray) -> np.ndarray:
-    """For rows in time order: how many earlier rows share the row's group (SQL ``row_number()
-    OVER (PARTITION BY group ORDER BY time) - 1``)."""
-    order = np.argsort(groups, kind="stable")
-    rank = np.arange(len(groups)) - _group_starts(groups[order])
-    earlier = np.empty(len(groups), dtype=np.int64)
-    earlier[order] = rank
-    return earlier
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    # np.unique hashes in numpy 2, many times slower than a sort for a million int64; a stable
+    # sort (timsort) merges the already sorted runs it is given in one pass
+    ordered = np.sort(values, kind="stable")
+    keep = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 class TimeKeys:
-    """Sortable int64 keys for (group, time) pairs: a group code times the number of time points
-    plus the time's rank among them, so one binary search finds a time within its group."""
+    """Sortable int64 keys for (group, time) pairs: a group code times the number of distinct
+    times plus the time's rank among them, so one binary search finds a time within its group.
+    Built over the events' times (sorted), with each one's rank and the rank of an hour before."""
 
-    def __init__(self, *times: np.ndarray):
-        self.points = np.unique(np.concatenate(times))
+    def __init__(self, ts: np.ndarray):
+        self.points = _distinct_sorted(np.concatenate([ts, ts - HOUR_US]))
         self.width = len(self.points) + 1
-
-    def key(self, groups: np.ndarray, times: np.ndarray) -> np.ndarray:
-        return groups * self.width + np.searchsorted(self.points, times)
-
-
-def trailing_hour_count(groups: np.ndarray, ts: np.ndarray, flag: np.ndarray) -> np.ndarray:
-    """Flagged rows of the row's group with a time in [ts - 1 hour, ts], rows at the same time
-    included (SQL ``count(*) FILTER (WHERE flag) OVER (PARTITION BY group ORDER BY ts RANGE
-    BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW)``)."""
-    keys = TimeKeys(ts, ts - HOUR_US)
-    flagged = np.sort(keys.key(groups[flag], ts[flag]))
-    upto = np.searchsorted(flagged, keys.key(groups, ts), side="right")
-    before = np.searchsorted(flagged, keys.key(groups, ts - HOUR_US), side="left")
-    return (upto - before).astype(np.int64)
+        self.rank = np.searchsorted(self.points, ts)
+        self.hour_before_rank = np.searchsorted(self.points, ts - HOUR_US)
 
 
-def trailing_hour_distinct(
-    groups: np.ndarray, values: np.ndarray, ts: np.ndarray, flag: np.ndarray
-) -> np.ndarray:
-    """Distinct non-NULL values (codes >= 0) among the flagged rows of the row's group in
-    [ts - 1 hour, ts] (SQL ``count(DISTINCT value) FILTER (WHERE flag) OVER`` the same frame).
+class TrailingHour:
+    """The rows of one partitioning (a group code per row, times in microseconds) in (group, time)
+    order, for counts over each row's trailing hour: rows of its group with a time in
+    [time - 1 hour, time], rows at the same time included (SQL ``OVER (PARTITION BY group ORDER
+    BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW)``)."""
 
-    Each occurrence of a value keeps it in the count for the hour after it; overlapping hours of
-    one value merge into one interval, so a value's intervals are disjoint and the distinct count
-    at a time is the number of intervals holding it: those started by then less those ended
-    before it."""
-    keep = flag & (values >= 0)
-    g, v, t = groups[keep], values[keep], ts[keep]
-    order = np.lexsort((t, v, g))
-    g, v, t = g[order], v[order], t[order]
-    n = len(t)
-    new_value = np.ones(n, dtype=bool)
-    if n:
-        new_value[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
-    opens = new_value.copy()
-    opens[1:] |= t[1:] > t[:-1] + HOUR_US
-    closes = np.zeros(n, dtype=bool)
-    if n:
+    def __init__(self, groups: np.ndarray, ts: np.ndarray, keys: TimeKeys):
+        self.order = np.argsort(groups, kind="stable")  # rows come in time order
+        self.groups = groups[self.order]
+        self.ts = ts[self.order]
+        self.rank = keys.rank[self.order]
+        self.width = keys.width
+        self.keys = self.groups * self.width + self.rank  # each row's frame ends at its key ...
+        self.lower = self.groups * self.width + keys.hour_before_rank[self.order]  # ... starts here
+
+    def _unsorted(self, values: np.ndarray) -> np.ndarray:
+        out = np.empty(len(values), dtype=np.int64)
+        out[self.order] = values
+        return out
+
+    def earlier(self) -> np.ndarray:
+        """Earlier rows of each row's group (``row_number() - 1`` in time order)."""
+        return self._unsorted(np.arange(len(self.groups)) - _group_starts(self.groups))
+
+    def count(self, flag: np.ndarray) -> np.ndarray:
+        """Flagged rows in each row's frame (``count(*) FILTER (WHERE flag)``)."""
+        flagged = self.keys[flag[self.order]]
+        upto = np.searchsorted(flagged, self.keys, side="right")
+        before = np.searchsorted(flagged, self.lower, side="left")
+        return self._unsorted(upto - before)
+
+    def distinct(self, values: np.ndarray, flag: np.ndarray) -> np.ndarray:
+        """Distinct non-NULL values (codes >= 0) among the flagged rows in each row's frame
+        (``count(DISTINCT value) FILTER (WHERE flag)``).
+
+        Each occurrence of a value keeps it in the count for the hour after it; overlapping hours
+        of one value merge into one interval, so a value's intervals are disjoint and the distinct
+        count at a time is the number of intervals holding it: those started by then less those
+        whose last occurrence is more than an hour before."""
+        keep = (flag & (values >= 0))[self.order]
+        g, v, t, rank = self.groups[keep], values[self.order][keep], self.ts[keep], self.rank[keep]
+        order = np.lexsort((t, v, g))
+        g, v, t, rank = g[order], v[order], t[order], rank[order]
+        opens = np.ones(len(t), dtype=bool)
+        opens[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1]) | (t[1:] > t[:-1] + HOUR_US)
+        closes = np.ones(len(t), dtype=bool)
         closes[:-1] = opens[1:]
-        closes[-1] = True
-    keys = TimeKeys(ts, ts - HOUR_US, t)
-    starts = np.sort(keys.key(g[opens], t[opens]))
-    last_times = np.sort(keys.key(g[closes], t[closes]))
-    started = np.searchsorted(starts, keys.key(groups, ts), side="right")
-    # an interval whose last occurrence is before ts - 1 hour has ended before ts
-    ended = np.searchsorted(last_times, keys.key(groups, ts - HOUR_US), side="left")
-    return (started - ended).astype(np.int64)
+        starts = np.sort(g[opens] * self.width + rank[opens])
+        last_times = np.sort(g[closes] * self.width + rank[closes])
+        started = np.searchsorted(starts, self.keys, side="right")
+        ended = np.searchsorted(last_times, self.lower, side="left")
+        return self._unsorted(started - ended)
 
 
 class HourlyHistory:
@@ -141,9 +150,15 @@ class HourlyHistory:
         """Per query: the index (into the sorted rows) of its as-of row, -1 where there is none."""
         if len(self.groups) == 0:
             return np.full(len(groups), -1, dtype=np.int64)
-        keys = TimeKeys(self.buckets, buckets)
-        rows = keys.key(self.groups, self.buckets)
-        found = np.searchsorted(rows, keys.key(groups, buckets), side="left") - 1
+        # ranks among the history's own hours (a few thousand): a query's rank counts those
+        # before its bucket, so the row found is the group's last one strictly before it
+        hours = _distinct_sorted(self.buckets)
+        width = len(hours) + 1
+        rows = self.groups * width + np.searchsorted(hours, self.buckets)
+        queries = groups * width + np.searchsorted(hours, buckets)
+        order = np.argsort(queries)  # sorted queries keep the binary searches in cache
+        found = np.empty(len(queries), dtype=np.int64)
+        found[order] = np.searchsorted(rows, queries[order], side="left") - 1
         clipped = np.maximum(found, 0)
         return np.where((found >= 0) & (self.groups[clipped] == groups), found, -1)
 
@@ -245,23 +260,25 @@ def assemble_rows(
     out: dict[str, np.ndarray] = {}
 
     # raw events: running counts and the trailing hour
-    out["user_ip_events_before"] = _ints(events["prior_ip"]) + earlier_in_group(
-        combine([user, source], [user_width, width(source)])
-    )
-    out["user_code_events_before"] = _ints(events["prior_code"]) + earlier_in_group(
-        combine([user, code], [user_width, width(code)])
-    )
-    out["user_raw_events_before"] = _ints(events["prior_user"]) + earlier_in_group(user)
-    out["user_failures_1h"] = trailing_hour_count(user, ts, failed) - failed
+    time_keys = TimeKeys(ts)
+    by_user = TrailingHour(user, ts, time_keys)
+    by_source = TrailingHour(source, ts, time_keys)
+    by_host = TrailingHour(host, ts, time_keys)
+    by_user_source = TrailingHour(combine([user, source], [user_width, width(source)]), ts, time_keys)
+    by_user_code = TrailingHour(combine([user, code], [user_width, width(code)]), ts, time_keys)
+    out["user_ip_events_before"] = _ints(events["prior_ip"]) + by_user_source.earlier()
+    out["user_code_events_before"] = _ints(events["prior_code"]) + by_user_code.earlier()
+    out["user_raw_events_before"] = _ints(events["prior_user"]) + by_user.earlier()
+    out["user_failures_1h"] = by_user.count(failed) - failed
     no_source = (source < 0) | pc.fill_null(
         pc.is_in(events["source_ip"], pa.array(loopback)), False
     ).to_numpy(zero_copy_only=False)
-    out["source_failures_1h"] = np.where(no_source, 0, trailing_hour_count(source, ts, failed) - failed)
-    out["source_failed_users_1h"] = np.where(no_source, 0, trailing_hour_distinct(source, user, ts, failed))
+    out["source_failures_1h"] = np.where(no_source, 0, by_source.count(failed) - failed)
+    out["source_failed_users_1h"] = np.where(no_source, 0, by_source.distinct(user, failed))
     tickets = pc.fill_null(pc.equal(events["event_code"], "4769"), False).to_numpy(zero_copy_only=False)
-    out["services_1h"] = trailing_hour_distinct(user, service, ts, tickets)
-    out["hosts_1h"] = trailing_hour_distinct(user, host, ts, np.ones(len(ts), dtype=bool))
-    out["host_failed_users_1h"] = np.where(host < 0, 0, trailing_hour_distinct(host, user, ts, failed))
+    out["services_1h"] = by_user.distinct(service, tickets)
+    out["hosts_1h"] = by_user.distinct(host, np.ones(len(ts), dtype=bool))
+    out["host_failed_users_1h"] = np.where(host < 0, 0, by_host.distinct(user, failed))
 
     # hourly history, as of the hour before the event's own
     past = HourlyHistory(hourly_user, _micros(hourly["bucket"]))
