@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from authml.embedded.duck import fetch_dicts
@@ -80,12 +82,24 @@ def has_score_tables(store: Store) -> bool:
 
 @dataclass(slots=True)
 class ScoreBatch:
-    """Scores of some events by one model: arrays in the same row order."""
+    """Scores of some events by one model: arrays in the same row order. ``time_range`` (the
+    first and last event @timestamp, when the caller knows them) lets the write skip the parts of
+    ``events`` and ``scores`` outside it, so a run costs what its window holds, not the store."""
 
     event_ids: Sequence[str]
     scores: Sequence[float]
     detector_scores: dict[str, Sequence[float]]  # detector name -> one value per event
-    reasons: Sequence[list[str]]
+    reasons: Sequence[Sequence[str]]
+    time_range: tuple[datetime, datetime] | None = None
+
+
+def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
+    """A list<string> array without a Python list per row: most rows have no reasons."""
+    lengths = np.fromiter(map(len, reasons), dtype=np.int32, count=len(reasons))
+    offsets = np.zeros(len(reasons) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = pa.array(list(chain.from_iterable(reasons)), pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def write_scores(
@@ -97,12 +111,12 @@ def write_scores(
         return 0
     detectors = sorted(batch.detector_scores)
     arrays = {
-        "event_id": pa.array(list(batch.event_ids), pa.string()),
-        "score": pa.array(list(batch.scores), pa.float64()),
-        "reasons": pa.array([list(r) for r in batch.reasons], pa.list_(pa.string())),
+        "event_id": pa.array(np.asarray(batch.event_ids, dtype=object), pa.string()),
+        "score": pa.array(np.asarray(batch.scores, dtype=np.float64)),
+        "reasons": _reasons_array(batch.reasons),
     }
     for index, name in enumerate(detectors):
-        arrays[f"d{index}"] = pa.array(list(batch.detector_scores[name]), pa.float64())
+        arrays[f"d{index}"] = pa.array(np.asarray(batch.detector_scores[name], dtype=np.float64))
     # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
     # (and accounts) that all reach 100.
     evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
@@ -110,23 +124,29 @@ def write_scores(
     identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
     # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
     user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
+    parameters: dict[str, Any] = {"version": model_version}
+    within = ""
+    if batch.time_range is not None:
+        # a score row's @timestamp is its event's: rows outside the range are neither replaced
+        # nor joined, and the zone maps of both tables skip them
+        within = 'AND "@timestamp" BETWEEN $first AND $last'
+        parameters |= {"first": _naive(batch.time_range[0]), "last": _naive(batch.time_range[1])}
     # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
     # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
     # transaction keeps one row per score_id.
     delete = (
-        "DELETE FROM scores WHERE score_id IN (SELECT event_id || ':' || $version FROM authml_score_batch)"
+        "DELETE FROM scores WHERE score_id IN "
+        f"(SELECT event_id || ':' || $version FROM authml_score_batch) {within}"
     )
     sql = f"""INSERT INTO scores
 SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
        b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
        $version, $scored_at
-FROM authml_score_batch b JOIN events e ON e._id = b.event_id"""
+FROM authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"""
     store.connection.register("authml_score_batch", pa.table(arrays))
     try:
-        store.connection.execute(delete, {"version": model_version})
-        store.connection.execute(
-            sql, {"version": model_version, "threshold": threshold, "scored_at": _naive(scored_at)}
-        )
+        store.connection.execute(delete, parameters)
+        store.connection.execute(sql, parameters | {"threshold": threshold, "scored_at": _naive(scored_at)})
     finally:
         store.connection.unregister("authml_score_batch")
     return len(batch.event_ids)

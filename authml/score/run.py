@@ -89,17 +89,24 @@ def run_scoring(
         frame = reader.read_events(FeatureWindow(window[0], window[1], model.time_zone))
         with store.transaction():
             for start in range(0, len(frame), options.chunk_rows):
-                chunk = frame.take(np.arange(start, min(start + options.chunk_rows, len(frame))))
+                chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
                 progress(f"scoring events {start + 1}-{start + len(chunk)} of {len(frame)}")
                 scored = model.score(chunk, reasons_from=REASONS_FROM_SCORE)
-                ids = chunk.columns["_id"].tolist()
-                batch = ScoreBatch(ids, scored.scores.tolist(), scored.detector_scores, scored.reasons)
+                ids = chunk.columns["_id"]
+                times = chunk.columns["ts"]  # in time order
+                batch = ScoreBatch(
+                    ids,
+                    scored.scores,
+                    scored.detector_scores,
+                    scored.reasons,
+                    time_range=(times[0].item(), times[-1].item()),
+                )
                 write_scores(
                     store, batch, model_version=model.version, threshold=model.threshold, scored_at=now
                 )
                 outcome.events_scored += len(chunk)
                 outcome.anomalies += int(np.sum(scored.scores >= model.threshold))
-                outcome.event_ids.extend(ids)
+                outcome.event_ids.extend(ids.tolist())
             if pending is not None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
             progress("updating per-account risk")

@@ -70,7 +70,7 @@ class EventFrame:
     def feature(self, name: str) -> np.ndarray:
         return self.matrix[:, self.feature_names.index(name)]
 
-    def take(self, index: np.ndarray) -> EventFrame:
+    def take(self, index: np.ndarray | slice) -> EventFrame:
         return EventFrame(
             {k: v[index] for k, v in self.columns.items()}, self.matrix[index], self.feature_names
         )
