@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 
@@ -229,36 +229,68 @@ def update_user_risk(store: Store, *, model_version: str, window_days: float, no
     """Rewrite ``user_risk`` from the newest score of every event: risk is the account's highest
     score in the ``window_days`` before the newest scored event (event time, so old log folders
     work), top reasons the distinct reasons of its three highest events there, in score order.
-    One SQL statement: the accounts never pass through Python. Returns the number of accounts."""
+    In SQL: the accounts never pass through Python. Returns the number of accounts.
+
+    Cost stays near a scan of the account columns: the per-event "newest score" step runs only
+    when several model versions scored, and the costly figures (highest scores, reasons) read
+    only the rows inside the window, which the zone maps of ``@timestamp`` find."""
+    connection = store.connection
+    (versions,) = connection.execute("SELECT count(DISTINCT model_version) FROM scores").fetchone()
+    current = "SELECT * FROM scores WHERE user_key IS NOT NULL"  # one row per event already
+    if versions > 1:  # each event's newest row, computed once for the three reads below
+        connection.execute(
+            """CREATE OR REPLACE TEMP TABLE authml_current_scores AS
+SELECT s.event_id, s.user_key, s."user.name", s."user.domain", s."@timestamp", s.score, s.evidence,
+       s.reasons, s.is_anomaly
+FROM scores s JOIN (
+  SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
+) latest USING (score_id) WHERE s.user_key IS NOT NULL"""
+        )
+        current = "SELECT * FROM authml_current_scores"
+    try:
+        return _rewrite_user_risk(connection, current, model_version, window_days, now)
+    finally:
+        connection.execute("DROP TABLE IF EXISTS authml_current_scores")
+
+
+def _rewrite_user_risk(
+    connection: Any, current: str, model_version: str, window_days: float, now: datetime
+) -> int:
     levels = " ".join(f"WHEN score >= {bound} THEN '{name}'" for bound, name in RISK_LEVELS)
-    store.connection.execute("DELETE FROM user_risk")
-    store.connection.execute(
+    (newest,) = connection.execute(f'SELECT max("@timestamp") FROM ({current})').fetchone()
+    connection.execute("DELETE FROM user_risk")
+    if newest is None:
+        return 0
+    since = newest - timedelta(microseconds=int(window_days * 86_400_000_000))
+    connection.execute(
         f"""
 INSERT INTO user_risk
-WITH latest AS (
-  SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
-),
-current AS (SELECT s.* FROM scores s JOIN latest USING (score_id) WHERE s.user_key IS NOT NULL),
-horizon AS (SELECT max("@timestamp") - to_microseconds(CAST($window_us AS BIGINT)) AS since FROM current),
-per_account AS (
+WITH all_time AS (
   SELECT user_key, arg_max("user.name", "@timestamp") AS name, arg_max("user.domain", "@timestamp") AS domain,
-         coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0) AS score,
-         coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0) AS evidence,
+         max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly
+  FROM ({current}) GROUP BY user_key
+),
+recent AS (
+  SELECT user_key, max(score) AS score, max(evidence) AS evidence,
          flatten(coalesce(max_by(reasons, {{'score': score, 'evidence': evidence, 'event_id': event_id}}, 3)
-                 FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0), [])) AS reasons,
-         max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly,
-         count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since) AS anomalies,
-         count(*) FILTER (WHERE "@timestamp" > horizon.since) AS scored
-  FROM current, horizon
+                 FILTER (WHERE len(reasons) > 0), [])) AS reasons,
+         count(*) FILTER (WHERE is_anomaly) AS anomalies, count(*) AS scored
+  FROM ({current}) WHERE "@timestamp" > $since
   GROUP BY user_key
+),
+per_account AS (
+  SELECT a.user_key, a.name, a.domain, coalesce(r.score, 0) AS score, coalesce(r.evidence, 0) AS evidence,
+         coalesce(r.reasons, []) AS reasons, a.last_anomaly, coalesce(r.anomalies, 0) AS anomalies,
+         coalesce(r.scored, 0) AS scored
+  FROM all_time a LEFT JOIN recent r USING (user_key)
 )
 SELECT user_key, name, domain, score, evidence, CASE {levels} END,
        list_filter(reasons, lambda reason, i: list_position(reasons, reason) = i)[1:{TOP_REASONS}],
        last_anomaly, anomalies, scored, $version, $updated_at
 FROM per_account""",
-        {"window_us": int(window_days * 86_400_000_000), "version": model_version, "updated_at": _naive(now)},
+        {"since": since, "version": model_version, "updated_at": _naive(now)},
     )
-    return store.connection.execute("SELECT count(*) FROM user_risk").fetchone()[0]
+    return connection.execute("SELECT count(*) FROM user_risk").fetchone()[0]
 
 
 # Reading -------------------------------------------------------------------------------------
