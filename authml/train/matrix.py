@@ -105,8 +105,9 @@ def _is_private(ips: np.ndarray) -> np.ndarray:
             return second.isdigit() and 16 <= int(second) <= 31
         return False
 
-    unique, inverse = np.unique(np.where(ips == None, "", ips).astype(str), return_inverse=True)  # noqa: E711
-    return np.array([private(ip) for ip in unique], dtype=bool)[inverse]
+    # a few thousand distinct addresses among a million events: decide each once
+    decided = {ip: private(ip) for ip in set(ips.tolist())}
+    return np.fromiter(map(decided.__getitem__, ips.tolist()), dtype=bool, count=len(ips))
 
 
 def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
