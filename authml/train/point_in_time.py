@@ -11,6 +11,8 @@ groups together), times as int64 microseconds.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,6 +44,13 @@ def width(*codes: np.ndarray) -> int:
     return max(int(code.max(initial=-1)) for code in codes) + 2
 
 
+def _stable_argsort(codes: np.ndarray) -> np.ndarray:
+    """A stable argsort of integer codes (>= -1); on narrow integers numpy sorts by radix."""
+    top = int(codes.max(initial=0))
+    narrow = np.int16 if top < 2**15 else np.int32 if top < 2**31 else np.int64
+    return np.argsort(codes.astype(narrow), kind="stable")
+
+
 def _distinct_sorted(values: np.ndarray) -> np.ndarray:
     # np.unique hashes in numpy 2, many times slower than a sort for a million int64; a stable
     # sort (timsort) merges the already sorted runs it is given in one pass
@@ -70,13 +79,28 @@ class TrailingHour:
     BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW)``)."""
 
     def __init__(self, groups: np.ndarray, ts: np.ndarray, keys: TimeKeys):
-        self.order = np.argsort(groups, kind="stable")  # rows come in time order
+        # rows come in time order, so a stable sort by group alone orders them by (group, time)
+        self.order = _stable_argsort(groups)
         self.groups = groups[self.order]
-        self.ts = ts[self.order]
-        self.rank = keys.rank[self.order]
-        self.width = keys.width
-        self.keys = self.groups * self.width + self.rank  # each row's frame ends at its key ...
-        self.lower = self.groups * self.width + keys.hour_before_rank[self.order]  # ... starts here
+        self._ts, self._time_keys = ts, keys
+
+    @cached_property
+    def ts(self) -> np.ndarray:
+        return self._ts[self.order]
+
+    @cached_property
+    def rank(self) -> np.ndarray:
+        return self._time_keys.rank[self.order]
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """Where each row's frame ends (inclusive), as a (group, time) key."""
+        return self.groups * self._time_keys.width + self.rank
+
+    @cached_property
+    def lower(self) -> np.ndarray:
+        """Where each row's frame starts."""
+        return self.groups * self._time_keys.width + self._time_keys.hour_before_rank[self.order]
 
     def _unsorted(self, values: np.ndarray) -> np.ndarray:
         out = np.empty(len(values), dtype=np.int64)
@@ -104,14 +128,15 @@ class TrailingHour:
         whose last occurrence is more than an hour before."""
         keep = (flag & (values >= 0))[self.order]
         g, v, t, rank = self.groups[keep], values[self.order][keep], self.ts[keep], self.rank[keep]
-        order = np.lexsort((t, v, g))
+        order = _stable_argsort(combine([g, v], [width(g), width(v)]))  # (group, value, time)
         g, v, t, rank = g[order], v[order], t[order], rank[order]
         opens = np.ones(len(t), dtype=bool)
         opens[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1]) | (t[1:] > t[:-1] + HOUR_US)
         closes = np.ones(len(t), dtype=bool)
         closes[:-1] = opens[1:]
-        starts = np.sort(g[opens] * self.width + rank[opens])
-        last_times = np.sort(g[closes] * self.width + rank[closes])
+        time_width = self._time_keys.width
+        starts = np.sort(g[opens] * time_width + rank[opens])
+        last_times = np.sort(g[closes] * time_width + rank[closes])
         started = np.searchsorted(starts, self.keys, side="right")
         ended = np.searchsorted(last_times, self.lower, side="left")
         return self._unsorted(started - ended)
@@ -123,7 +148,13 @@ class HourlyHistory:
     the query's bucket (SQL ``ASOF LEFT JOIN ... ON group = group AND query.bucket > bucket``)."""
 
     def __init__(self, groups: np.ndarray, buckets: np.ndarray):
-        self.order = np.lexsort((buckets, groups))
+        # ranks among the history's own hours (a few thousand): a query's rank counts those before
+        # its bucket, so the row found is the group's last one strictly before it
+        self.hours = _distinct_sorted(buckets)
+        self.width = len(self.hours) + 1
+        keys = groups * self.width + np.searchsorted(self.hours, buckets)
+        self.order = np.argsort(keys)  # rows of one group and hour (terms) add up in any order
+        self.keys = keys[self.order]
         self.groups = groups[self.order]
         self.buckets = buckets[self.order]
         self._starts = _group_starts(self.groups)
@@ -150,15 +181,10 @@ class HourlyHistory:
         """Per query: the index (into the sorted rows) of its as-of row, -1 where there is none."""
         if len(self.groups) == 0:
             return np.full(len(groups), -1, dtype=np.int64)
-        # ranks among the history's own hours (a few thousand): a query's rank counts those
-        # before its bucket, so the row found is the group's last one strictly before it
-        hours = _distinct_sorted(self.buckets)
-        width = len(hours) + 1
-        rows = self.groups * width + np.searchsorted(hours, self.buckets)
-        queries = groups * width + np.searchsorted(hours, buckets)
+        queries = groups * self.width + np.searchsorted(self.hours, buckets)
         order = np.argsort(queries)  # sorted queries keep the binary searches in cache
         found = np.empty(len(queries), dtype=np.int64)
-        found[order] = np.searchsorted(rows, queries[order], side="left") - 1
+        found[order] = np.searchsorted(self.keys, queries[order], side="left") - 1
         clipped = np.maximum(found, 0)
         return np.where((found >= 0) & (self.groups[clipped] == groups), found, -1)
 
