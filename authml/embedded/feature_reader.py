@@ -85,7 +85,7 @@ class EmbeddedFeatureReader:
         return self.store.connection.execute('SELECT count(DISTINCT "user.name") FROM events').fetchone()[0]
 
 
-# Columns of the scratch tables an Elasticsearch reader fills: exactly what per_event_features_sql reads.
+# Columns of the scratch tables an Elasticsearch reader fills: exactly what read_raw_features reads.
 SCRATCH_TABLES: dict[str, dict[str, str]] = {
     "events": {
         "_id": "VARCHAR",

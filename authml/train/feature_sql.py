@@ -1,14 +1,21 @@
-"""The SQL that turns raw events plus the pivoted feature tables into one row per event.
+"""The SQL that selects what the per-event features are computed from: raw events plus the
+pivoted feature tables.
 
-Pure: these functions return SQL text; `authml.embedded.feature_reader` runs it.
+Pure: these functions return SQL text; `authml.embedded.feature_reader` runs it and
+`authml.train.point_in_time` computes the point-in-time columns from the rows it returns.
 
 Two kinds of context describe an event, and neither looks into its future:
 - history, from the feature tables that the transforms in ``es_assets/transforms/`` define, taken
-  only from complete hourly buckets *before* the event's own bucket (an ASOF join on ``bucket <
-  event bucket``), or from entity tables through ``first_seen`` (a minimum, which an event after
-  this one cannot move);
+  only from complete hourly buckets *before* the event's own bucket (as of ``bucket < event
+  bucket``), or from entity tables through ``first_seen`` (a minimum, which an event after this
+  one cannot move);
 - the trailing hour, from the raw events themselves, up to and including this event (the event's
   own hour bucket is not complete yet, so its pivoted row would contain later events).
+
+The definition these must match, column for column, is the single query kept frozen in
+tests/unit/feature_sql_reference.py. Work follows the window, not the store: raw events are read
+from an hour before the window on, earlier ones only counted per account; hourly history before
+the window's first hour is collapsed per account, and read only for accounts the window holds.
 """
 
 from __future__ import annotations

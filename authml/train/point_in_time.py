@@ -201,8 +201,9 @@ def gather(values: np.ndarray, index: np.ndarray, default: float = 0) -> np.ndar
 
 def _codes(*columns: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
     """Integer codes shared across columns (the same string gets the same code), -1 for NULL."""
-    chunks = [chunk for column in columns for chunk in getattr(column, "chunks", [column])]
-    joined = pa.chunked_array(chunks, type=pa.string()) if chunks else pa.chunked_array([], pa.string())
+    # one string type whatever Arrow layout a column came in (string, large or view strings)
+    chunks = [chunk.cast(pa.string()) for column in columns for chunk in getattr(column, "chunks", [column])]
+    joined = pa.chunked_array(chunks, type=pa.string())
     encoded = pc.dictionary_encode(joined.combine_chunks())
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     splits = np.cumsum([len(column) for column in columns])[:-1]

@@ -14,7 +14,7 @@ import pytest
 
 from authml.embedded.feature_reader import read_raw_features
 from authml.embedded.store import Store
-from authml.train.feature_sql import RAW_COLUMNS, FeatureWindow, authentication_event_codes
+from authml.train.feature_sql import FEATURE_TABLES, RAW_COLUMNS, FeatureWindow, authentication_event_codes
 from tests.unit.feature_sql_reference import reference_features_sql
 from tests.unit.score_project import build_project
 from tests.unit.train_store import build_feature_tables, logon, write_events
@@ -194,3 +194,14 @@ def test_hand_made_store_same_rows_as_the_reference(project_dir, window):
     build_feature_tables(store)
     with store:
         assert assert_same_rows(store.connection, window) > 0
+
+
+def test_events_without_any_history_rows(project_dir):
+    """Feature tables that exist but hold nothing (built before any event arrived)."""
+    store = write_events(project_dir, _hand_made())
+    build_feature_tables(store)
+    with store:
+        for table in FEATURE_TABLES:
+            store.connection.execute(f'DELETE FROM "{table}"')
+        assert assert_same_rows(store.connection, FeatureWindow()) > 0
+        assert assert_same_rows(store.connection, FeatureWindow(start=T0 + timedelta(days=3, hours=5))) > 0
