@@ -87,26 +87,33 @@ def run_scoring(
         progress(f"reading features for {_describe(window)}")
         reader = EmbeddedFeatureReader(store)
         frame = reader.read_events(FeatureWindow(window[0], window[1], model.time_zone))
+        # The model runs in chunks (its explanation matrix is the largest thing in memory); the
+        # scores are written in one statement, which joins the events table for identity once.
+        scores, reasons, detector_parts = [], [], []
+        for start in range(0, len(frame), options.chunk_rows):
+            chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
+            progress(f"scoring events {start + 1}-{start + len(chunk)} of {len(frame)}")
+            scored = model.score(chunk, reasons_from=REASONS_FROM_SCORE)
+            scores.append(scored.scores)
+            reasons.extend(scored.reasons)
+            detector_parts.append(scored.detector_scores)
+        all_scores = np.concatenate(scores) if scores else np.zeros(0)
+        ids, times = frame.columns["_id"], frame.columns["ts"]  # in time order
+        batch = ScoreBatch(
+            ids,
+            all_scores,
+            {name: np.concatenate([part[name] for part in detector_parts]) for name in detector_parts[0]}
+            if detector_parts
+            else {},
+            reasons,
+            time_range=(times[0].item(), times[-1].item()) if len(frame) else None,
+        )
+        outcome.events_scored = len(frame)
+        outcome.anomalies = int(np.sum(all_scores >= model.threshold))
+        outcome.event_ids = ids.tolist()
         with store.transaction():
-            for start in range(0, len(frame), options.chunk_rows):
-                chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
-                progress(f"scoring events {start + 1}-{start + len(chunk)} of {len(frame)}")
-                scored = model.score(chunk, reasons_from=REASONS_FROM_SCORE)
-                ids = chunk.columns["_id"]
-                times = chunk.columns["ts"]  # in time order
-                batch = ScoreBatch(
-                    ids,
-                    scored.scores,
-                    scored.detector_scores,
-                    scored.reasons,
-                    time_range=(times[0].item(), times[-1].item()),
-                )
-                write_scores(
-                    store, batch, model_version=model.version, threshold=model.threshold, scored_at=now
-                )
-                outcome.events_scored += len(chunk)
-                outcome.anomalies += int(np.sum(scored.scores >= model.threshold))
-                outcome.event_ids.extend(ids.tolist())
+            progress(f"writing {len(frame)} scores")
+            write_scores(store, batch, model_version=model.version, threshold=model.threshold, scored_at=now)
             if pending is not None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
             progress("updating per-account risk")
