@@ -191,7 +191,8 @@ def event_rows_sql(window: FeatureWindow, *, codes: list[str], with_labels: bool
     label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
     uh, usi, uho, sih = (_q(t) for t in FEATURE_TABLES)
     if start:
-        prior = f"""prior AS (
+        prior = f""",
+prior AS (
   SELECT "user.name" AS user_name, "source.ip" AS source_ip, "event.code" AS event_code, count(*) AS n
   FROM events
   WHERE {auth_filter} AND "@timestamp" < {_ts(start)} - INTERVAL 1 HOUR
@@ -200,8 +201,7 @@ def event_rows_sql(window: FeatureWindow, *, codes: list[str], with_labels: bool
 ),
 prior_ip AS (SELECT user_name, source_ip, sum(n) AS n FROM prior GROUP BY ALL),
 prior_code AS (SELECT user_name, event_code, sum(n) AS n FROM prior GROUP BY ALL),
-prior_user AS (SELECT user_name, sum(n) AS n FROM prior GROUP BY ALL)
-"""
+prior_user AS (SELECT user_name, sum(n) AS n FROM prior GROUP BY ALL)"""
         prior_columns = (
             f"ev.ts >= {_ts(start)} AS in_window, CAST(coalesce(pi.n, 0) AS BIGINT) AS prior_ip, "
             "CAST(coalesce(pc.n, 0) AS BIGINT) AS prior_code, CAST(coalesce(pu.n, 0) AS BIGINT) AS prior_user"
@@ -210,7 +210,7 @@ prior_user AS (SELECT user_name, sum(n) AS n FROM prior GROUP BY ALL)
 LEFT JOIN prior_code pc ON pc.user_name = ev.user_name AND pc.event_code = ev.event_code
 LEFT JOIN prior_user pu ON pu.user_name = ev.user_name"""
     else:
-        prior = "none AS (SELECT 1)\n"
+        prior = ""
         prior_columns = "true AS in_window, 0 AS prior_ip, 0 AS prior_code, 0 AS prior_user"
         prior_joins = ""
     return f"""
@@ -232,8 +232,8 @@ WITH ev AS (
               THEN coalesce("user.target.name", "winlog.event_data.TargetUserName") END AS credential_target
   FROM events
   WHERE {auth_filter} {upper} {context}
-),
-{prior}SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, ev.failed,
+){prior}
+SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, ev.failed,
        ev.logon_type_number, ev.logon_type, ev.enc_type, ev.service_name, coalesce(ev.no_preauth, false) AS no_preauth,
        ev.local_hour, ev.local_dow, ev.scenario, ev.credential_target, ev.bucket,
        CASE WHEN ev.source_ip IN ({_LOOPBACK}) THEN 0
