@@ -45,6 +45,7 @@ def run_scoring(
     model: ScoringModel,
     options: ScoreOptions,
     progress: Callable[[str], None] = lambda message: None,
+    source=None,  # authml.es.score_source.ElasticsearchScoreSource; None: the embedded store
 ) -> ScoreOutcome:
     from authml.embedded.feature_reader import EmbeddedFeatureReader
     from authml.embedded.scores import (
@@ -64,7 +65,7 @@ def run_scoring(
         raise InputError(f"--since ({options.since}) must be before --until ({options.until})")
     now = datetime.now(UTC)
     with Store.open(project_dir) as store:
-        lag = features_lag(store)
+        lag = features_lag(store) if source is None else source.check_ready()
         if lag is not None:
             raise NotReadyError(
                 f"the feature tables stop at events ingested by {lag.isoformat()}, but newer events are "
@@ -77,7 +78,11 @@ def run_scoring(
         if explicit:
             window = (options.since, options.until)
         else:
-            pending = pending_events(store, read_checkpoint(store), authentication_event_codes())
+            pending = (
+                source.pending()
+                if source is not None
+                else pending_events(store, read_checkpoint(store), authentication_event_codes())
+            )
             if pending.events == 0:
                 return ScoreOutcome(model.version, (None, None), threshold=model.threshold)
             window = (pending.first, pending.last + timedelta(microseconds=1))
@@ -85,7 +90,7 @@ def run_scoring(
             model.version, window, threshold=model.threshold, mode="window" if explicit else "checkpoint"
         )
         progress(f"reading features for {_describe(window)}")
-        reader = EmbeddedFeatureReader(store)
+        reader = EmbeddedFeatureReader(store) if source is None else source.feature_reader(store)
         frame = reader.read_events(FeatureWindow(window[0], window[1], model.time_zone))
         with store.transaction():
             for start in range(0, len(frame), options.chunk_rows):
@@ -100,12 +105,14 @@ def run_scoring(
                 outcome.events_scored += len(chunk)
                 outcome.anomalies += int(np.sum(scored.scores >= model.threshold))
                 outcome.event_ids.extend(ids)
-            if pending is not None:
+            if pending is not None and source is None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
             progress("updating per-account risk")
             outcome.accounts = update_user_risk(
                 store, model_version=model.version, window_days=options.risk_days, now=now
             )
+        if pending is not None and source is not None:
+            source.commit_checkpoint(pending, model.version, now)  # after the scores are committed
     return outcome
 
 
