@@ -227,7 +227,9 @@ class ElasticsearchScoreSource:
         if self.bound is None:
             self.check_ready()
         assert self.bound is not None
-        request = pending_request(self.checkpoint(), self.bound, authentication_event_codes(), self.events_index)
+        request = pending_request(
+            self.checkpoint(), self.bound, authentication_event_codes(), self.events_index
+        )
         return pending_from_response(_body(request.send(self.client)), self.bound)
 
     def commit_checkpoint(self, pending: ClusterPending, model_version: str, now: datetime) -> None:
