@@ -6,13 +6,10 @@ against an in-memory stand-in for the document APIs."""
 from __future__ import annotations
 
 import base64
-import copy
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
-from elasticsearch import ConflictError, NotFoundError
 
 from authml.assets import load_asset
 from authml.assets.rules import mapped_types
@@ -45,6 +42,7 @@ from authml.train.registry import (
     read_artifact,
     save_model,
 )
+from tests.unit.es_fake_cluster import DocumentStore, get_response
 from tests.unit.spec_requests import load_spec_or_skip, request_problems
 from tests.unit.train_store import benign_history, build_feature_tables, write_events
 
@@ -79,18 +77,6 @@ def fitted(tmp_path_factory):
     return project, version, frame
 
 
-def _response(document: dict, doc_id: str, seq_no: int = 0) -> dict:
-    """What GET /<index>/_doc/<id> answers for a stored document."""
-    return {
-        "_index": REGISTRY_INDEX,
-        "_id": doc_id,
-        "_seq_no": seq_no,
-        "_primary_term": 1,
-        "found": True,
-        "_source": copy.deepcopy(document),
-    }
-
-
 def test_round_trip_through_the_index_document_gives_identical_scores(fitted):
     project, version, frame = fitted
     saved = read_artifact(project, version)
@@ -99,7 +85,7 @@ def test_round_trip_through_the_index_document_gives_identical_scores(fitted):
     assert (request.method, request.path) == ("PUT", f"/{REGISTRY_INDEX}/_create/{version}")
     assert base64.b64decode(request.body["state"]) == saved.state, "the same npz bytes as the directory"
 
-    loaded = artifact_from_response(_response(request.body, version))
+    loaded = artifact_from_response(get_response(request.body, version))
     assert loaded == saved
     from_index = detector_from_artifact(loaded, "test")
     from_directory, _ = load_model(project, version)
@@ -114,10 +100,10 @@ def test_a_damaged_state_is_refused(fitted):
     state[len(state) // 2] ^= 0xFF
     body["state"] = base64.b64encode(bytes(state)).decode()
     with pytest.raises(StoreError, match="does not match its state_sha256"):
-        artifact_from_response(_response(body, version))
+        artifact_from_response(get_response(body, version))
     body["state"] = "not base64!"
     with pytest.raises(StoreError, match="no readable state"):
-        artifact_from_response(_response(body, version))
+        artifact_from_response(get_response(body, version))
 
 
 def test_queryable_fields_come_from_the_metadata(fitted):
@@ -199,58 +185,6 @@ def test_a_model_above_the_request_limit_is_refused_with_a_reason():
     check_size(artifact, limit=5000)
     with pytest.raises(InputError, match="http.max_content_length"):
         check_size(artifact, limit=3000)
-
-
-# The document APIs, in memory -------------------------------------------------------------------
-
-
-def _error(kind, status: int, error_type: str):
-    meta = ApiResponseMeta(status, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "localhost", 9200))
-    return kind(error_type, meta=meta, body={"error": {"type": error_type, "reason": error_type}})
-
-
-class DocumentStore:
-    """GET, create and conditional index of one index's documents, with sequence numbers.
-    ``before_write`` runs before each write (to let a rival trainer move the pointer)."""
-
-    def __init__(self, index: str = REGISTRY_INDEX, exists: bool = True):
-        self.index = index
-        self.exists = exists
-        self.docs: dict[str, tuple[int, dict]] = {}
-        self.seq_no = 0
-        self.calls: list[str] = []
-        self.before_write = lambda path: None
-
-    def put(self, doc_id: str, document: dict) -> None:
-        self.seq_no += 1
-        self.docs[doc_id] = (self.seq_no, copy.deepcopy(document))
-
-    def perform_request(self, method, path, params=None, headers=None, body=None):
-        params = params or {}
-        self.calls.append(f"{method} {path}")
-        if not self.exists:
-            raise _error(NotFoundError, 404, "index_not_found_exception")
-        _, index, api, doc_id = path.split("/")
-        assert index == self.index
-        if method == "GET":
-            if doc_id not in self.docs:  # Elasticsearch answers 404 with {"found": false}
-                meta = ApiResponseMeta(404, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "localhost", 9200))
-                raise NotFoundError(
-                    "not found", meta=meta, body={"_index": index, "_id": doc_id, "found": False}
-                )
-            seq_no, document = self.docs[doc_id]
-            return _response(document, doc_id, seq_no)
-        self.before_write(path)
-        created_twice = api == "_create" and doc_id in self.docs
-        stale = "if_seq_no" in params and self.docs.get(doc_id, (None,))[0] != int(params["if_seq_no"])
-        if created_twice or stale:
-            raise _error(ConflictError, 409, "version_conflict_engine_exception")
-        self.put(doc_id, body)
-        return {"result": "created"}
-
-    def current(self) -> str | None:
-        pointer = self.docs.get(POINTER_ID)
-        return pointer[1]["current_version"] if pointer else None
 
 
 def _artifact(version: str, state: bytes = b"npz") -> ModelArtifact:
