@@ -34,7 +34,7 @@ POINTER_ID = "current"
 MODEL_DOC, POINTER_DOC = "model", "current"
 # Elasticsearch refuses request bodies above http.max_content_length (100mb by default).
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
-PUBLISH_ATTEMPTS = 5
+PUBLISH_ATTEMPTS = 20  # each refusal means another publisher moved the pointer
 
 
 def _iso_now(now: datetime | None = None) -> str:

@@ -273,3 +273,13 @@ def test_pull_current_keeps_the_index_version_in_the_directory(fitted, tmp_path)
     assert adopt_artifact(elsewhere, older) is False
     assert current_version(elsewhere) == version
     assert pull_current(ElasticsearchModelRegistry(DocumentStore()), tmp_path / "none") is None
+
+
+def test_the_registry_index_is_the_newest_declared_one():
+    from authml.assets.catalogue import load_catalogue
+    from authml.assets.rules import template_for_index
+
+    catalogue = load_catalogue()
+    declared = [a.name for a in catalogue if a.kind == "indices" and a.name.startswith("authml-models-v")]
+    assert max(declared, key=lambda name: int(name.rsplit("-v", 1)[1])) == REGISTRY_INDEX
+    assert template_for_index(REGISTRY_INDEX, catalogue).name == "authml-models"
