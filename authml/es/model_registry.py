@@ -93,8 +93,9 @@ def create_version_request(artifact: ModelArtifact, index: str = REGISTRY_INDEX)
     )
 
 
-def get_request(doc_id: str, index: str = REGISTRY_INDEX) -> Request:
-    return Request("GET", f"/{index}/_doc/{doc_id}", tolerate=(404,))
+def get_request(doc_id: str, index: str = REGISTRY_INDEX, *, fields: tuple[str, ...] = ()) -> Request:
+    params = {"_source_includes": ",".join(fields)} if fields else {}
+    return Request("GET", f"/{index}/_doc/{doc_id}", params=params, tolerate=(404,))
 
 
 def set_pointer_request(
@@ -203,11 +204,11 @@ class ElasticsearchModelRegistry:
         self.client = client
         self.index = index
 
-    def _get(self, doc_id: str) -> dict[str, Any] | None:
+    def _get(self, doc_id: str, fields: tuple[str, ...] = ()) -> dict[str, Any] | None:
         from elasticsearch import NotFoundError
 
         try:
-            return _body(get_request(doc_id, self.index).send(self.client))
+            return _body(get_request(doc_id, self.index, fields=fields).send(self.client))
         except NotFoundError as exc:
             if _is_missing_index(exc):
                 raise NotReadyError(
@@ -224,17 +225,16 @@ class ElasticsearchModelRegistry:
         from elasticsearch import ConflictError
 
         check_size(artifact)
+        pointer = self.pointer()
+        if pointer is not None and pointer.version == artifact.version:
+            self._check_same_state(artifact)  # the usual case of a reused model: nothing to send
+            return PublishResult(self.index, artifact.version, False, artifact.version)
         created = True
         try:
             create_version_request(artifact, self.index).send(self.client)
         except ConflictError:
             created = False
-            stored = self.load(artifact.version)
-            if stored.state_sha256 != artifact.state_sha256:
-                raise StoreError(
-                    f"{self.index} already holds a different model {artifact.version}; "
-                    "run `authml train --force` for a new version"
-                ) from None
+            self._check_same_state(artifact)
         for _ in range(PUBLISH_ATTEMPTS):
             pointer = self.pointer()
             if pointer is not None and pointer.version >= artifact.version:
@@ -255,6 +255,14 @@ class ElasticsearchModelRegistry:
             f"the registry pointer {self.index}/{POINTER_ID} changed {PUBLISH_ATTEMPTS} times while "
             f"publishing {artifact.version}; run `authml train --engine elasticsearch` again"
         )
+
+    def _check_same_state(self, artifact: ModelArtifact) -> None:
+        stored = (self._get(artifact.version, fields=("state_sha256",)) or {}).get("_source") or {}
+        if stored.get("state_sha256") != artifact.state_sha256:
+            raise StoreError(
+                f"{self.index} already holds a different model {artifact.version}; "
+                "run `authml train --force` for a new version"
+            )
 
     def load(self, version: str | None = None) -> ModelArtifact:
         """A version (default: the one the pointer names), its state verified."""

@@ -66,6 +66,9 @@ class DocumentStore:
                     "not found", meta=meta, body={"_index": index, "_id": doc_id, "found": False}
                 )
             seq_no, document = self.docs[doc_id]
+            if "_source_includes" in params:
+                wanted = params["_source_includes"].split(",")
+                document = {k: v for k, v in document.items() if k in wanted}
             return get_response(document, doc_id, seq_no)
         self.before_write(path)
         created_twice = api == "_create" and doc_id in self.docs

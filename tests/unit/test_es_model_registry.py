@@ -165,14 +165,15 @@ def test_requests_match_the_specification(fitted):
     requests = [
         create_version_request(artifact),
         get_request(POINTER_ID),
+        get_request(version, fields=("state_sha256",)),
         set_pointer_request(version, previous=None, seq_no=None, primary_term=None),
         set_pointer_request(version, previous="20240101T000000000000Z", seq_no=7, primary_term=2),
         list_versions_request(),
     ]
     assert [p for r in requests for p in request_problems(spec, r)] == []
-    conditional = requests[3]
+    conditional = requests[4]
     assert conditional.params["if_seq_no"] == "7" and conditional.params["if_primary_term"] == "2"
-    assert requests[2].path.endswith(f"/_create/{POINTER_ID}"), (
+    assert requests[3].path.endswith(f"/_create/{POINTER_ID}"), (
         "the first pointer is created, never overwritten"
     )
     wrong = set_pointer_request(version, previous=None, seq_no=1, primary_term=1)
@@ -205,8 +206,12 @@ def test_the_pointer_only_moves_forward_and_a_republish_is_idempotent():
     registry.publish(_artifact("20240105T000000000000Z"))
     older = registry.publish(_artifact("20240101T000000000000Z"))
     assert (older.created, older.current) == (True, "20240105T000000000000Z")
+    writes = sum(call.startswith("PUT") for call in cluster.calls)
     again = registry.publish(_artifact("20240105T000000000000Z"))
     assert (again.created, again.current) == (False, "20240105T000000000000Z")
+    assert sum(call.startswith("PUT") for call in cluster.calls) == writes, "a reused model sends nothing"
+    with pytest.raises(StoreError, match="different model"):
+        registry.publish(_artifact("20240105T000000000000Z", state=b"other"))
     newer = registry.publish(_artifact("20240107T000000000000Z"))
     assert newer.current == cluster.current() == "20240107T000000000000Z"
     assert cluster.docs[POINTER_ID][1]["previous_version"] == "20240105T000000000000Z"
