@@ -22,7 +22,7 @@ from authml.es.model_registry import REGISTRY_INDEX, ElasticsearchModelRegistry
 from authml.es.score_source import CHECKPOINT_FILE, feature_transforms
 from authml.train.feature_sql import FeatureWindow
 from authml.train.registry import build_artifact, detector_from_artifact
-from tests.unit.score_project import build_project
+from tests.unit.score_project import invoke
 from tests.unit.train_store import benign_history, build_feature_tables, write_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -123,8 +123,23 @@ def _wait_for_features(client, newest_ingested_ms: int) -> None:
 
 
 def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_options):
-    generated = build_project(tmp_path / "generator")  # only its generated NDJSON goes to the cluster
-    _run(tmp_path / "sender", es_options, "ingest", "--es", str(generated / "generated" / "events.ndjson"))
+    generated = (
+        tmp_path / "generated"
+    )  # the scenario tests/unit/score_project.py builds, sent only to the cluster
+    invoke(
+        tmp_path / "generator",
+        "generate",
+        "--users",
+        "12",
+        "--days",
+        "8",
+        "--seed",
+        "3",
+        "--attacks",
+        "--out",
+        str(generated),
+    )
+    _run(tmp_path / "sender", es_options, "ingest", "--es", str(generated / "events.ndjson"))
     applied.indices.refresh(index=EVENTS_INDEX)
     newest = applied.search(index=EVENTS_INDEX, size=0, aggs={"n": {"max": {"field": "event.ingested"}}})
     _wait_for_features(applied, int(newest["aggregations"]["n"]["value"]))

@@ -1,12 +1,14 @@
 """`authml score --engine elasticsearch` without a cluster: the request builders (against the API
 specification), the readiness bound from the transforms' checkpoints, and whole scoring runs
 against an in-memory stand-in (tests/unit/es_fake_cluster.py) that give the same scores as the
-embedded engine, checkpointed by the cluster's event.ingested."""
+embedded engine, checkpointed by the cluster's event.ingested; and `authml train` publishing to and
+reusing from the registry index."""
 
 from __future__ import annotations
 
 import copy
 import json
+import shutil
 from datetime import datetime, timedelta
 
 import pytest
@@ -187,3 +189,59 @@ def test_cli_scores_from_the_cluster_with_the_registry_model(built, tmp_path, mo
     assert {r["authml"]["model_version"] for r in records} == {"20240301T000000000000Z"}
     assert all(r["user"]["name"] and r["@timestamp"] and r["event"]["code"] for r in records)
     assert (remote / "models" / "CURRENT").read_text().strip() == "20240301T000000000000Z"
+
+
+def test_train_publishes_to_the_registry_and_judges_reuse_against_it(built, tmp_path, monkeypatch):
+    project, _, documents = built
+    cluster = FakeCluster(documents, feature_transforms(), _after_newest_ingested(documents))
+    monkeypatch.setattr("authml.es.client.connect", lambda options: cluster)
+    trainer = copy_project(project, tmp_path / "trainer")
+    shutil.rmtree(trainer / "models", ignore_errors=True)
+
+    def train(*args: str) -> dict:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "--project-dir",
+                str(trainer),
+                "train",
+                "--registry",
+                "elasticsearch",
+                "--epochs",
+                "1",
+                "--json",
+                *args,
+            ],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    first = train()
+    assert first["decision"] == "trained"
+    assert first["registry"] == {
+        "index": "authml-models-v2",
+        "version": first["version"],
+        "created": True,
+        "current": first["version"],
+    }
+    stored = ElasticsearchModelRegistry(cluster).load()
+    assert stored.state == (trainer / "models" / first["version"] / "state.npz").read_bytes()
+
+    # Another host published a newer version: this trainer adopts it before deciding to reuse.
+    newer = build_artifact(
+        _detector(trainer, first["version"]),
+        {k: v for k, v in stored.metadata.items() if k not in ("format", "version", "detector")},
+        version="20991231T000000000000Z",
+    )
+    ElasticsearchModelRegistry(cluster).publish(newer)
+    second = train()
+    assert (second["decision"], second["version"]) == ("reused", "20991231T000000000000Z")
+    assert second["registry"]["created"] is False
+    assert (trainer / "models" / "CURRENT").read_text().strip() == "20991231T000000000000Z"
+
+
+def _detector(project_dir, version):
+    from authml.train.registry import load_model
+
+    return load_model(project_dir, version)[0]
