@@ -96,6 +96,7 @@ def train(
       2  bad option value
       3  the store is missing or in use
       5  not ready: no feature tables, or too few events
+      6  the cluster could not be reached or refused a request (Elasticsearch engine or registry)
       7  another `authml train` is running for this project directory
     """
     from authml.embedded.feature_reader import EmbeddedFeatureReader
