@@ -282,10 +282,6 @@ class ElasticsearchModelRegistry:
             )
         return artifact_from_response(response, self.index)
 
-    def versions(self, size: int = 100) -> list[dict[str, Any]]:
-        response = _body(list_versions_request(self.index, size).send(self.client))
-        return [hit["_source"] for hit in response["hits"]["hits"]]
-
 
 def _is_missing_index(exc: Any) -> bool:
     body = getattr(exc, "body", None)

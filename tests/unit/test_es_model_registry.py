@@ -6,6 +6,7 @@ against an in-memory stand-in for the document APIs."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -288,3 +289,12 @@ def test_the_registry_index_is_the_newest_declared_one():
     declared = [a.name for a in catalogue if a.kind == "indices" and a.name.startswith("authml-models-v")]
     assert max(declared, key=lambda name: int(name.rsplit("-v", 1)[1])) == REGISTRY_INDEX
     assert template_for_index(REGISTRY_INDEX, catalogue).name == "authml-models"
+
+
+def test_the_documented_listing_query_is_the_builders():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "elasticsearch.md").read_text(encoding="utf-8")
+    block = page.split(f"GET {REGISTRY_INDEX}/_search\n", 1)[1].split("```", 1)[0]
+    body = list_versions_request().body
+    assert json.loads(block) == {k: v for k, v in body.items() if k != "size"}
