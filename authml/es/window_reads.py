@@ -144,12 +144,12 @@ def feature_reads(
     if start is None:
         raise ValueError("bounded feature reads need a window with a start")
     reads = [
-        (USER_HOURLY, _filtered({"terms": {"user.name": batch}}, *_before_end(window)))
-        for batch in account_batches(window_accounts)
+        (USER_HOURLY, _filtered({"terms": {"user.name": accounts}}, *_before_end(window)))
+        for accounts in account_batches(window_accounts, batch)
     ]
-    for batch in account_batches(context_accounts):
+    for accounts in account_batches(context_accounts, batch):
         reads += [
-            (index, _filtered({"terms": {"user.name": batch}})) for index in (USER_SOURCE_IP, USER_HOST)
+            (index, _filtered({"terms": {"user.name": accounts}})) for index in (USER_SOURCE_IP, USER_HOST)
         ]
     # each event looks up its source IP's previous hour
     first_hour = start.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)

@@ -11,7 +11,6 @@ import pytest
 from authml.embedded.feature_reader import EmbeddedFeatureReader
 from authml.es.feature_reader import (
     EVENT_FIELDS,
-    FEATURE_INDEX_FIELDS,
     ElasticsearchFeatureReader,
     events_query,
     hit_row,
