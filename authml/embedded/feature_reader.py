@@ -138,6 +138,7 @@ class ScratchFeatureStore:
     def __init__(self, directory: Path):
         self.path = Path(directory) / "scratch-features.duckdb"
         self.connection = duckdb.connect(str(self.path))
+        self._counted_before: datetime | None = None
         for table, columns in SCRATCH_TABLES.items():
             body = ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in columns.items())
             self.connection.execute(f"CREATE TABLE {quote(table)} ({body})")
@@ -178,6 +179,9 @@ class ScratchFeatureStore:
         counted into it here, so that the split is the one the SQL makes."""
         prior = None
         if prior_loaded and window.start is not None:
+            if self._counted_before is not None:
+                raise ValueError("the events before the window were counted for another window already")
+            self._counted_before = window.start
             self.connection.execute(
                 f"""INSERT INTO {quote(PRIOR_COUNTS)}
                 SELECT "user.name", "source.ip", "event.code", count(*) FROM events

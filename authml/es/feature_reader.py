@@ -1,7 +1,9 @@
 """Reading per-event features from an Elasticsearch cluster: the raw events and the four feature
 indices the transforms maintain, streamed with a point in time and ``search_after`` (optionally
 sliced), in batches, into an on-disk scratch database where the same SQL as in embedded mode
-computes the same rows. Nothing holds a whole index in memory.
+computes the same rows. Nothing holds a whole index in memory. For a window with a start, only
+what the window needs is read (`authml.es.window_reads`): its cost follows the window, not the
+history kept in the cluster.
 
 The request bodies are built by pure functions below and unit-tested; `ElasticsearchFeatureReader`
 is the thin part that sends them with the official client.
