@@ -102,9 +102,11 @@ def alert_subjects(
         # A failure without an address joins the source alert that already holds its account
         # that day (the DC's NTLM check of a sprayed password), else its host's alert.
         user_day = np.char.add(np.char.add(by_user, "|"), days.astype(str))
-        holder = dict(
-            zip(user_day[in_source_alert].tolist(), by_source[in_source_alert].tolist(), strict=True)
-        )
+        # an account in several source alerts that day (its own workstation's typos, and the
+        # sprayer) is held by the one with the strongest source finding: later entries win
+        held = np.flatnonzero(in_source_alert)
+        held = held[np.argsort(source_strength[held], kind="stable")]
+        holder = dict(zip(user_day[held].tolist(), by_source[held].tolist(), strict=True))
         joined = np.array([holder.get(key, "") for key in user_day.tolist()], dtype=object)
         by_host = np.char.add("host:", np.where(hosts == None, "", hosts).astype(str))  # noqa: E711
         attach = host_finding & ~has_ip
