@@ -23,7 +23,8 @@ MIN_SPAN_SECONDS = 7 * 86400
 HOUR_SPREAD = ((-1, 0.25), (0, 0.5), (1, 0.25))
 
 
-def _rarity(share: np.ndarray) -> np.ndarray:
+def rarity_of_share(share: np.ndarray) -> np.ndarray:
+    """-ln share, in nats: how much evidence "this rarely" is."""
     return -np.log(np.clip(share, 1e-9, 1.0))
 
 
@@ -93,7 +94,7 @@ class TimeProfiles:
             weight, total = weight - own, total - _counts_at(day, day)
         share = (weight + SHARE_PRIOR_EVENTS / 24) / (total + SHARE_PRIOR_EVENTS)
         known = index >= 0
-        return np.where(known, _rarity(share), 0.0), np.where(known, total, 0.0)
+        return np.where(known, rarity_of_share(share), 0.0), np.where(known, total, 0.0)
 
     def weekday_rarity(self, X: EventFrame, *, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(-ln smoothed share of the account's training events on this weekday, training events
@@ -109,7 +110,7 @@ class TimeProfiles:
             on_weekday, total = np.maximum(on_weekday - own, 0.0), np.maximum(total - own, 0.0)
         share = (on_weekday + SHARE_PRIOR_EVENTS / 7) / (total + SHARE_PRIOR_EVENTS)
         known = (index >= 0) & (self.weekday_counts_[safe].sum(axis=1) > 0)
-        return np.where(known, _rarity(share), 0.0), np.where(known, total, 0.0)
+        return np.where(known, rarity_of_share(share), 0.0), np.where(known, total, 0.0)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"hour_counts": self.hour_counts_, "weekday_counts": self.weekday_counts_}
@@ -121,3 +122,62 @@ class TimeProfiles:
         profiles.hour_counts_ = state["hour_counts"]
         profiles.weekday_counts_ = state["weekday_counts"]
         return profiles
+
+
+# An address is someone's when one account made this share of the named (non-machine) accounts'
+# training events from it, and at least this many.
+OWNER_SHARE = 0.8
+OWNER_MIN_EVENTS = 10
+
+
+def _named_account(users: np.ndarray) -> np.ndarray:
+    """Accounts of people and services: not computer accounts (name ending in $) or none."""
+    text = np.where(users == None, "$", users).astype(str)  # noqa: E711
+    return ~np.char.endswith(text, "$")
+
+
+class AddressOwners:
+    """Source addresses that belong to one account in training: its workstation, its VPN address.
+
+    An account appearing at an address that is another account's (a colleague's workstation) is
+    what lateral movement and borrowed credentials look like; a shared pool address (VPN, NAT)
+    has no owner and never counts."""
+
+    def __init__(self) -> None:
+        self.addresses_ = np.zeros(0, dtype=str)
+        self.owners_ = np.zeros(0, dtype=str)
+
+    def fit(self, X: EventFrame) -> AddressOwners:
+        ips, users = X.columns["source_ip"], X.columns["user"]
+        usable = (ips != None) & _named_account(users)  # noqa: E711
+        pairs = np.column_stack([ips[usable].astype(str), users[usable].astype(str)])
+        if len(pairs) == 0:
+            return self
+        unique, counts = np.unique(pairs, axis=0, return_counts=True)
+        addresses, start = np.unique(unique[:, 0], return_index=True)
+        totals = np.add.reduceat(counts, start)
+        top = np.maximum.reduceat(counts, start)
+        position = np.flatnonzero(counts == np.repeat(top, np.diff(np.r_[start, len(counts)])))
+        # the first account with the top count at each address
+        first_top = position[np.searchsorted(position, start)]
+        owned = (top >= OWNER_SHARE * totals) & (top >= OWNER_MIN_EVENTS)
+        self.addresses_ = addresses[owned]
+        self.owners_ = unique[first_top[owned], 1]
+        return self
+
+    def someone_elses(self, X: EventFrame) -> np.ndarray:
+        """True where the event's address belongs to an account other than the event's."""
+        index = group_index(X.columns["source_ip"], self.addresses_)
+        owner = self.owners_[np.maximum(index, 0)] if len(self.owners_) else np.full(len(X), "")
+        users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
+        return (index >= 0) & (owner != users) & _named_account(X.columns["user"])
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"owned_addresses": self.addresses_, "address_owners": self.owners_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> AddressOwners:
+        owners = cls()
+        owners.addresses_ = state["owned_addresses"]
+        owners.owners_ = state["address_owners"]
+        return owners

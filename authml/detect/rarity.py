@@ -1,9 +1,15 @@
 """Rarity and count detectors: what is new or rare for this account, and what bursts.
 
 Each finding turns the point-in-time features of an event into one piece of evidence (0 when the
-finding does not apply). Fitting learns how often each amount of evidence occurs in training
-(`TailCalibrator`), so that evidence becomes a surprise in nats; a finding counts only beyond
-``floor`` nats (rarer than about 1 training event in 20), and the detector's score is the sum.
+finding does not apply). A few findings also read what training taught about each account
+(`authml.detect.profiles`): its hours and weekdays, and the addresses that are another account's.
+Fitting learns how often each amount of evidence occurs in training (`TailCalibrator`), so that
+evidence becomes a surprise in nats; a finding counts only beyond ``floor`` nats (rarer than about
+1 training event in 20), and the detector's score is the sum.
+
+What an intruder does in the first minutes of a session must not make the rest of it look usual:
+a new address, an unusual hour and a new account stay so for the whole session (the trailing
+hour, or the training profile), not only for its first event.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 
 from authml.detect.base import Detector, group_index
 from authml.detect.calibration import TailCalibrator
-from authml.detect.profiles import TimeProfiles
+from authml.detect.profiles import AddressOwners, TimeProfiles, rarity_of_share
 from authml.errors import StoreError
 from authml.train.matrix import EventFrame
 
@@ -30,10 +36,6 @@ def _f(X: EventFrame, name: str) -> np.ndarray:
 
 def _experienced(X: EventFrame) -> np.ndarray:
     return _f(X, "log_user_events_before") >= np.log1p(MIN_HISTORY_EVENTS)
-
-
-def _rarity(share: np.ndarray) -> np.ndarray:
-    return -np.log(np.clip(share, 1e-9, 1.0))
 
 
 def _other_failing_accounts(X: EventFrame) -> np.ndarray:
@@ -61,32 +63,34 @@ FINDINGS: dict[str, Callable[[EventFrame], np.ndarray]] = {
             0.0,
         )
     ),
+    # filled by RarityDetector.evidence: a rare address for the account that is another's
+    "address_of_another_account": lambda X: np.zeros(len(X)),
     "new_host": lambda X: _f(X, "host_new_for_user") * _f(X, "log_user_events_before"),
-    "rare_hour": lambda X: _experienced(X) * _rarity(_f(X, "hour_share_before")),
+    "rare_hour": lambda X: _experienced(X) * rarity_of_share(_f(X, "hour_share_before")),
     # filled by RarityDetector.evidence from the usual hours learnt in training
     "outside_usual_hours": lambda X: np.zeros(len(X)),
     # filled by RarityDetector.evidence from the account's training events per day of the week
     # (rare_hour also takes the training profile's view there)
     "rare_weekday": lambda X: np.zeros(len(X)),
-    "rdp_rare_for_account": lambda X: _f(X, "logon_rdp") * _rarity(_f(X, "logon_type_share_before")),
-    "rare_logon_type": lambda X: (1 - _f(X, "logon_rdp")) * _rarity(_f(X, "logon_type_share_before")),
+    "rdp_rare_for_account": lambda X: _f(X, "logon_rdp") * rarity_of_share(_f(X, "logon_type_share_before")),
+    "rare_logon_type": lambda X: (1 - _f(X, "logon_rdp")) * rarity_of_share(_f(X, "logon_type_share_before")),
     "run_as_rare_for_account": lambda X: (
         np.maximum(_f(X, "explicit_credentials"), _f(X, "logon_new_credentials"))
-        * _rarity(_f(X, "event_code_share_before"))
+        * rarity_of_share(_f(X, "event_code_share_before"))
     ),
     # a successful authentication of a kind the account rarely produces (NTLM validation by an
     # account that uses Kerberos); run-as has its own finding above, failures theirs below
     "rare_event_code": lambda X: (
         (1.0 - _f(X, "failure"))
         * (1.0 - np.maximum(_f(X, "explicit_credentials"), _f(X, "logon_new_credentials")))
-        * _rarity(_f(X, "event_code_share_before"))
+        * rarity_of_share(_f(X, "event_code_share_before"))
     ),
     "account_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_user_failures_1h"),
     "source_failure_burst": lambda X: _f(X, "failure") * _f(X, "log_source_failures_1h"),
     "password_spray": lambda X: _f(X, "failure") * _other_failing_accounts(X),
     "success_from_spraying_source": lambda X: (1 - _f(X, "failure")) * _other_failing_accounts(X),
     "host_failure_spread": lambda X: _f(X, "failure") * np.maximum(_f(X, "host_failed_users_1h") - 1.0, 0.0),
-    "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * _rarity(_f(X, "enc_type_share_before")),
+    "rc4_where_aes_usual": lambda X: _f(X, "rc4_ticket") * rarity_of_share(_f(X, "enc_type_share_before")),
     "service_ticket_burst": lambda X: (
         _f(X, "kerberos_service_ticket")
         * _f(X, "services_1h")
@@ -109,7 +113,7 @@ FINDING_NAMES = tuple(FINDINGS)
 # independent, while two families (failures AND a new address) still do.
 FAMILIES = (
     ("account_failure_burst", "source_failure_burst", "password_spray", "host_failure_spread"),
-    ("rare_source_ip", "new_host", "new_account"),
+    ("rare_source_ip", "address_of_another_account", "new_host", "new_account"),
     ("rare_hour", "outside_usual_hours"),
 )
 FAMILY_SHARE = 0.25
@@ -160,6 +164,10 @@ class RarityDetector(Detector):
         column = FINDING_NAMES.index("rare_hour")
         trained = np.where(hour_events >= MIN_HISTORY_EVENTS, hour_rarity, 0.0)
         evidence[:, column] = np.maximum(evidence[:, column], trained)
+        rare_address = evidence[:, FINDING_NAMES.index("rare_source_ip")]
+        evidence[:, FINDING_NAMES.index("address_of_another_account")] = np.where(
+            self.owners_.someone_elses(X), rare_address, 0.0
+        )
         weekday_rarity, weekday_events = self.profiles_.weekday_rarity(X, training=training)
         evidence[:, FINDING_NAMES.index("rare_weekday")] = np.where(
             weekday_events >= MIN_HISTORY_EVENTS, weekday_rarity, 0.0
@@ -180,6 +188,7 @@ class RarityDetector(Detector):
     def _fit(self, X: EventFrame) -> None:
         self._fit_usual_hours(X)
         self.profiles_ = TimeProfiles().fit(X, self.users_)
+        self.owners_ = AddressOwners().fit(X)
         evidence = self.evidence(X, training=True)
         self.calibrators_ = [TailCalibrator().fit(evidence[:, i]) for i in range(len(FINDING_NAMES))]
         self.explanation_names_ = FINDING_NAMES
@@ -222,6 +231,7 @@ class RarityDetector(Detector):
             "users": self.users_,
             "usual_hours": self.usual_hours_,
             **self.profiles_.state(),
+            **self.owners_.state(),
         }
         for name, calibrator in zip(FINDING_NAMES, self.calibrators_, strict=True):
             state.update(calibrator.state(f"finding.{name}"))
@@ -238,5 +248,6 @@ class RarityDetector(Detector):
         self.users_ = state["users"]
         self.usual_hours_ = state["usual_hours"]
         self.profiles_ = TimeProfiles.from_state(state, self.users_)
+        self.owners_ = AddressOwners.from_state(state)
         self.calibrators_ = [TailCalibrator.from_state(state, f"finding.{name}") for name in FINDING_NAMES]
         self.explanation_names_ = FINDING_NAMES

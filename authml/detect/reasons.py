@@ -70,6 +70,7 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
         else f"{c.ip} is rare for {c.user} ({int(np.expm1(c.v('log_user_ip_events_before')))} of "
         f"{int(np.expm1(c.v('log_user_events_before')))} earlier events)"
     ),
+    "address_of_another_account": lambda c: f"{c.ip} is another account's usual address, new for {c.user}",
     "new_host": lambda c: f"first logon to {c.host} for {c.user}",
     "rare_hour": _hour,
     "outside_usual_hours": _hour,
