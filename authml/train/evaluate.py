@@ -128,6 +128,7 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
         test.columns["host"],
         host_finding,
         test.columns["credential_target"],
+        finding=raw > 0,
     )
     runs = {"authml": (raw, subjects, _raw_threshold(combined))}
 

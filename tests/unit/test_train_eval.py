@@ -148,3 +148,16 @@ def test_an_address_less_failure_joins_the_strongest_source_alert_of_its_account
     for order in ([0, 1, 2], [1, 0, 2]):
         subjects = alert_subjects(users[order], ips[order], days, strength[order], hosts, host_finding[order])
         assert subjects[order.index(2)] == "source:10.6.6.6"
+
+
+def test_the_check_of_the_password_that_worked_joins_the_sprayers_alert():
+    users = np.array(["carol", "carol", "carol"], dtype=object)
+    ips = np.array(["10.6.6.6", None, None], dtype=object)
+    days = np.array(["d1"] * 3)
+    hosts = np.array(["dc01"] * 3, dtype=object)
+    no_host_finding = np.zeros(3, dtype=bool)
+    finding = np.array([True, True, False])  # the success validated at the DC has a finding
+    subjects = alert_subjects(
+        users, ips, days, np.array([9.0, 0.0, 0.0]), hosts, no_host_finding, finding=finding
+    )
+    assert subjects.tolist() == ["source:10.6.6.6", "source:10.6.6.6", "account:carol"]
