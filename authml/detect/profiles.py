@@ -33,11 +33,15 @@ def _week_of(ts: np.ndarray) -> np.ndarray:
     return (ts.astype("datetime64[D]").astype(np.int64) + 3) // 7
 
 
-def _counts_at(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """How many of ``keys`` (int64) equal each query."""
-    unique, counts = np.unique(keys, return_counts=True)
-    position = np.clip(np.searchsorted(unique, queries), 0, max(len(unique) - 1, 0))
-    return np.where(unique[position] == queries, counts[position], 0).astype(np.float64)
+class _Counter:
+    """How many of some int64 keys equal each query."""
+
+    def __init__(self, keys: np.ndarray):
+        self.unique, self.counts = np.unique(keys, return_counts=True)
+
+    def at(self, queries: np.ndarray) -> np.ndarray:
+        position = np.clip(np.searchsorted(self.unique, queries), 0, max(len(self.unique) - 1, 0))
+        return np.where(self.unique[position] == queries, self.counts[position], 0).astype(np.float64)
 
 
 class TimeProfiles:
@@ -48,10 +52,10 @@ class TimeProfiles:
         self.hour_counts_ = np.zeros((0, 24))
         self.weekday_counts_ = np.zeros((0, 7))
 
-    def fit(self, X: EventFrame, users: np.ndarray) -> TimeProfiles:
-        """``users``: the sorted account names the detector indexes by."""
+    def fit(self, X: EventFrame, users: np.ndarray, index: np.ndarray) -> TimeProfiles:
+        """``users``: the sorted account names the detector indexes by; ``index``: each row's
+        position in it."""
         self.users_ = users
-        index = group_index(X.columns["user"], users)
         hour, weekday = self._hour(X), self._weekday(X)
         self.hour_counts_ = np.zeros((len(users), 24))
         np.add.at(self.hour_counts_, (index, hour), 1.0)
@@ -77,36 +81,36 @@ class TimeProfiles:
         """One integer per (account, weekday, week): the local day an event belongs to."""
         return (index * 7 + self._weekday(X)) * 10**7 + _week_of(X.columns["ts"])
 
-    def hour_rarity(self, X: EventFrame, *, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def hour_rarity(
+        self, X: EventFrame, index: np.ndarray, *, training: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(-ln smoothed share of the account's training events in this hour, training events
-        the share is out of); (0, 0) for accounts unseen in training."""
-        index = group_index(X.columns["user"], self.users_)
+        the share is out of); (0, 0) for accounts unseen in training (``index`` -1)."""
         safe = np.maximum(index, 0)
         hour = self._hour(X)
         weight = sum(share * self.hour_counts_[safe, (hour + shift) % 24] for shift, share in HOUR_SPREAD)
         total = self.hour_counts_[safe].sum(axis=1)
         if training:
             day = self._own_day_keys(X, safe)
-            keys = day * 24 + hour
-            own = sum(
-                share * _counts_at(keys, day * 24 + (hour + shift) % 24) for shift, share in HOUR_SPREAD
-            )
-            weight, total = weight - own, total - _counts_at(day, day)
+            counts = _Counter(day * 24 + hour)
+            own = sum(share * counts.at(day * 24 + (hour + shift) % 24) for shift, share in HOUR_SPREAD)
+            weight, total = weight - own, total - _Counter(day).at(day)
         share = (weight + SHARE_PRIOR_EVENTS / 24) / (total + SHARE_PRIOR_EVENTS)
         known = index >= 0
         return np.where(known, rarity_of_share(share), 0.0), np.where(known, total, 0.0)
 
-    def weekday_rarity(self, X: EventFrame, *, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def weekday_rarity(
+        self, X: EventFrame, index: np.ndarray, *, training: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(-ln smoothed share of the account's training events on this weekday, training events
         the share is out of); (0, 0) for accounts unseen in training or seen for less than a week."""
-        index = group_index(X.columns["user"], self.users_)
         safe = np.maximum(index, 0)
         weekday = self._weekday(X)
         on_weekday = self.weekday_counts_[safe, weekday]
         total = self.weekday_counts_[safe].sum(axis=1)
         if training:
             day = self._own_day_keys(X, safe)
-            own = _counts_at(day, day)
+            own = _Counter(day).at(day)
             on_weekday, total = np.maximum(on_weekday - own, 0.0), np.maximum(total - own, 0.0)
         share = (on_weekday + SHARE_PRIOR_EVENTS / 7) / (total + SHARE_PRIOR_EVENTS)
         known = (index >= 0) & (self.weekday_counts_[safe].sum(axis=1) > 0)
@@ -150,19 +154,20 @@ class AddressOwners:
     def fit(self, X: EventFrame) -> AddressOwners:
         ips, users = X.columns["source_ip"], X.columns["user"]
         usable = (ips != None) & _named_account(users)  # noqa: E711
-        pairs = np.column_stack([ips[usable].astype(str), users[usable].astype(str)])
-        if len(pairs) == 0:
+        if not usable.any():
             return self
-        unique, counts = np.unique(pairs, axis=0, return_counts=True)
-        addresses, start = np.unique(unique[:, 0], return_index=True)
-        totals = np.add.reduceat(counts, start)
-        top = np.maximum.reduceat(counts, start)
-        position = np.flatnonzero(counts == np.repeat(top, np.diff(np.r_[start, len(counts)])))
-        # the first account with the top count at each address
-        first_top = position[np.searchsorted(position, start)]
+        addresses, address_of = np.unique(ips[usable].astype(str), return_inverse=True)
+        accounts, account_of = np.unique(users[usable].astype(str), return_inverse=True)
+        pairs, counts = np.unique(address_of * len(accounts) + account_of, return_counts=True)
+        pair_address, pair_account = pairs // len(accounts), pairs % len(accounts)
+        totals = np.bincount(pair_address, weights=counts, minlength=len(addresses))
+        # the account with most events at each address (the first such, by name)
+        order = np.lexsort((-counts, pair_address))
+        first = order[np.searchsorted(pair_address[order], np.arange(len(addresses)))]
+        top = counts[first]
         owned = (top >= OWNER_SHARE * totals) & (top >= OWNER_MIN_EVENTS)
         self.addresses_ = addresses[owned]
-        self.owners_ = unique[first_top[owned], 1]
+        self.owners_ = accounts[pair_account[first[owned]]]
         return self
 
     def someone_elses(self, X: EventFrame) -> np.ndarray:

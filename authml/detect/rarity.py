@@ -157,10 +157,11 @@ class RarityDetector(Detector):
 
     def evidence(self, X: EventFrame, *, training: bool = False) -> np.ndarray:
         evidence = np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
-        evidence[:, FINDING_NAMES.index("outside_usual_hours")] = self._hours_outside_usual(X)
+        index = group_index(X.columns["user"], self.users_)
+        evidence[:, FINDING_NAMES.index("outside_usual_hours")] = self._hours_outside_usual(X, index)
         # the hour as unusual as either the training profile or the point-in-time one says: the
         # latter knows accounts newer than the model, the former forgets no session's first hour
-        hour_rarity, hour_events = self.profiles_.hour_rarity(X, training=training)
+        hour_rarity, hour_events = self.profiles_.hour_rarity(X, index, training=training)
         column = FINDING_NAMES.index("rare_hour")
         trained = np.where(hour_events >= MIN_HISTORY_EVENTS, hour_rarity, 0.0)
         evidence[:, column] = np.maximum(evidence[:, column], trained)
@@ -168,16 +169,16 @@ class RarityDetector(Detector):
         evidence[:, FINDING_NAMES.index("address_of_another_account")] = np.where(
             self.owners_.someone_elses(X), rare_address, 0.0
         )
-        weekday_rarity, weekday_events = self.profiles_.weekday_rarity(X, training=training)
+        weekday_rarity, weekday_events = self.profiles_.weekday_rarity(X, index, training=training)
         evidence[:, FINDING_NAMES.index("rare_weekday")] = np.where(
             weekday_events >= MIN_HISTORY_EVENTS, weekday_rarity, 0.0
         )
         return evidence
 
-    def _hours_outside_usual(self, X: EventFrame) -> np.ndarray:
+    def _hours_outside_usual(self, X: EventFrame, index: np.ndarray) -> np.ndarray:
         """Hours between the event's hour and the account's usual window (circular), for accounts
         with a training history; 0 inside the window."""
-        usual = self.usual_hours_of(X.columns["user"])
+        usual = self._usual_hours_at(index)
         hour = X.feature("hour").astype(np.int64)
         first, last = usual[:, 0], usual[:, 1]
         before, after = (first - hour) % 24, (hour - last) % 24
@@ -187,7 +188,8 @@ class RarityDetector(Detector):
 
     def _fit(self, X: EventFrame) -> None:
         self._fit_usual_hours(X)
-        self.profiles_ = TimeProfiles().fit(X, self.users_)
+        index = group_index(X.columns["user"], self.users_)
+        self.profiles_ = TimeProfiles().fit(X, self.users_, index)
         self.owners_ = AddressOwners().fit(X)
         evidence = self.evidence(X, training=True)
         self.calibrators_ = [TailCalibrator().fit(evidence[:, i]) for i in range(len(FINDING_NAMES))]
@@ -219,7 +221,9 @@ class RarityDetector(Detector):
 
     def usual_hours_of(self, users: np.ndarray) -> np.ndarray:
         """(first, last) usual hour per user, (-1, -1) for accounts unseen in training."""
-        index = group_index(users, self.users_)
+        return self._usual_hours_at(group_index(users, self.users_))
+
+    def _usual_hours_at(self, index: np.ndarray) -> np.ndarray:
         known = self.usual_hours_[np.maximum(index, 0)]
         return np.where((index >= 0)[:, None], known, -1)
 

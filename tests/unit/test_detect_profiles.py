@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
+from authml.detect.base import group_index
 from authml.detect.calibration import TailCalibrator
 from authml.detect.profiles import AddressOwners, TimeProfiles
 from authml.detect.rarity import FINDING_NAMES, RarityDetector
@@ -37,6 +38,21 @@ def _event(user: str, ts: datetime, **features: object) -> dict:
     return {"user": user, "ts": ts, "hour": ts.hour, "day_of_week": ts.weekday(), **features}
 
 
+def _profiles(rows: list[dict]) -> TimeProfiles:
+    users = np.unique([row["user"] for row in rows])
+    return TimeProfiles().fit(_frame(rows), users, np.searchsorted(users, [row["user"] for row in rows]))
+
+
+def _weekday(profiles: TimeProfiles, frame: EventFrame, training: bool = False):
+    return profiles.weekday_rarity(
+        frame, group_index(frame.columns["user"], profiles.users_), training=training
+    )
+
+
+def _hour(profiles: TimeProfiles, frame: EventFrame):
+    return profiles.hour_rarity(frame, group_index(frame.columns["user"], profiles.users_))
+
+
 def _office_weeks(user: str, weeks: int = 3) -> list[dict]:
     """Ten events every weekday at 09:00-13:00, for ``weeks`` weeks."""
     return [
@@ -49,9 +65,9 @@ def _office_weeks(user: str, weeks: int = 3) -> list[dict]:
 
 def test_a_weekday_an_account_never_works_is_rare_and_a_usual_one_is_not():
     rows = _office_weeks("alice")
-    profiles = TimeProfiles().fit(_frame(rows), np.array(["alice"]))
+    profiles = _profiles(rows)
     sunday = MONDAY + timedelta(days=27)
-    rarity, events = profiles.weekday_rarity(_frame([_event("alice", sunday), _event("alice", MONDAY)]))
+    rarity, events = _weekday(profiles, _frame([_event("alice", sunday), _event("alice", MONDAY)]))
     assert events.tolist() == [150.0, 150.0]
     assert rarity[0] > np.log(150) > 2.0 > rarity[1]
 
@@ -60,31 +76,29 @@ def test_training_judges_each_day_without_itself():
     """One Sunday in training: judged without that day it is as rare as an unseen Sunday."""
     rows = [*_office_weeks("alice"), _event("alice", MONDAY + timedelta(days=6))]
     frame = _frame(rows)
-    profiles = TimeProfiles().fit(frame, np.array(["alice"]))
-    in_training, _ = profiles.weekday_rarity(frame, training=True)
-    held_in, _ = profiles.weekday_rarity(frame)
+    profiles = _profiles(rows)
+    in_training, _ = _weekday(profiles, frame, training=True)
+    held_in, _ = _weekday(profiles, frame)
     assert in_training[-1] > held_in[-1] + 1.0
-    without_sunday = TimeProfiles().fit(_frame(rows[:-1]), np.array(["alice"]))
-    unseen, _ = without_sunday.weekday_rarity(_frame([_event("alice", MONDAY + timedelta(days=13))]))
+    without_sunday = _profiles(rows[:-1])
+    unseen, _ = _weekday(without_sunday, _frame([_event("alice", MONDAY + timedelta(days=13))]))
     assert in_training[-1] == pytest.approx(unseen[0])
 
 
 def test_no_weekday_is_unusual_before_a_week_of_history():
     rows = [_event("bob", MONDAY + timedelta(hours=h)) for h in range(30)]
-    profiles = TimeProfiles().fit(_frame(rows), np.array(["bob"]))
-    rarity, events = profiles.weekday_rarity(_frame([_event("bob", MONDAY + timedelta(days=6))]))
+    profiles = _profiles(rows)
+    rarity, events = _weekday(profiles, _frame([_event("bob", MONDAY + timedelta(days=6))]))
     assert rarity.tolist() == [0.0] and events.tolist() == [0.0]
 
 
 def test_the_training_hour_profile_is_not_taught_by_the_session_itself():
     """03:00 stays as rare at 04:00 of a night session as at its start: the training profile does
     not learn from the hour that just ended (the point-in-time profile does)."""
-    profiles = TimeProfiles().fit(_frame(_office_weeks("alice")), np.array(["alice"]))
+    profiles = _profiles(_office_weeks("alice"))
     night = MONDAY + timedelta(days=21, hours=-6)  # 03:00
-    rarity, _ = profiles.hour_rarity(
-        _frame([_event("alice", night), _event("alice", night + timedelta(hours=1))])
-    )
-    office, _ = profiles.hour_rarity(_frame([_event("alice", MONDAY)]))
+    rarity, _ = _hour(profiles, _frame([_event("alice", night), _event("alice", night + timedelta(hours=1))]))
+    office, _ = _hour(profiles, _frame([_event("alice", MONDAY)]))
     assert rarity[0] == pytest.approx(rarity[1]) and rarity[0] > office[0] + 3.0
 
 
