@@ -14,16 +14,32 @@ from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.errors import NotReadyError
 from authml.train.feature_sql import (
+    LOOPBACK_ADDRESSES,
     SOURCE_IP_HOURLY,
     USER_HOST,
     USER_HOURLY,
     USER_SOURCE_IP,
     FeatureWindow,
     authentication_event_codes,
+    event_rows_sql,
+    history_sql,
     missing_tables_sql,
-    per_event_features_sql,
 )
 from authml.train.matrix import EventFrame, build_event_frame
+from authml.train.point_in_time import assemble_rows
+
+
+def read_raw_features(
+    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, *, with_labels: bool = False
+) -> dict[str, np.ndarray]:
+    """The columns of RAW_COLUMNS for the window's events, in time order, from a database that
+    holds the events and the feature tables (the store, or a scratch copy of a cluster's)."""
+    codes = authentication_event_codes()
+    events = connection.sql(event_rows_sql(window, codes=codes, with_labels=with_labels)).to_arrow_table()
+    history = {
+        name: connection.sql(sql).to_arrow_table() for name, sql in history_sql(window, codes=codes).items()
+    }
+    return assemble_rows(events, history, LOOPBACK_ADDRESSES)
 
 
 class EmbeddedFeatureReader:
@@ -57,9 +73,7 @@ class EmbeddedFeatureReader:
 
     def read_events(self, window: FeatureWindow, *, with_labels: bool = False) -> EventFrame:
         self.check_ready()
-        sql = per_event_features_sql(window, codes=authentication_event_codes(), with_labels=with_labels)
-        raw = self.store.connection.execute(sql).fetchnumpy()
-        return build_event_frame(raw)
+        return build_event_frame(read_raw_features(self.store.connection, window, with_labels=with_labels))
 
     def time_range(self) -> tuple[object, object]:
         codes = ", ".join(f"'{c}'" for c in authentication_event_codes())
@@ -71,7 +85,7 @@ class EmbeddedFeatureReader:
         return self.store.connection.execute('SELECT count(DISTINCT "user.name") FROM events').fetchone()[0]
 
 
-# Columns of the scratch tables an Elasticsearch reader fills: exactly what per_event_features_sql reads.
+# Columns of the scratch tables an Elasticsearch reader fills: exactly what read_raw_features reads.
 SCRATCH_TABLES: dict[str, dict[str, str]] = {
     "events": {
         "_id": "VARCHAR",
@@ -133,8 +147,7 @@ class ScratchFeatureStore:
         return len(rows)
 
     def read_events(self, window: FeatureWindow, *, with_labels: bool = False) -> EventFrame:
-        sql = per_event_features_sql(window, codes=authentication_event_codes(), with_labels=with_labels)
-        return build_event_frame(self.connection.execute(sql).fetchnumpy())
+        return build_event_frame(read_raw_features(self.connection, window, with_labels=with_labels))
 
     def close(self) -> None:
         self.connection.close()

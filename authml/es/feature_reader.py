@@ -150,8 +150,15 @@ class ElasticsearchFeatureReader:
     ) -> Iterator[list[dict[str, Any]]]:
         """Batches of rows of one index through a point in time, slice after slice; the point in
         time is closed however the read ends."""
-        pit_id = self.client.open_point_in_time(**open_pit_params(index))["id"]
         wanted = (*fields, LABEL_FIELD) if labels else fields
+        for hits in self.iter_hits(index, query, wanted):
+            yield [hit_row(hit, fields, with_document_labels=labels) for hit in hits]
+
+    def iter_hits(
+        self, index: str, query: dict[str, Any] | None, source: tuple[str, ...]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of raw hits (``_source`` limited to ``source``, which may hold wildcards)."""
+        pit_id = self.client.open_point_in_time(**open_pit_params(index))["id"]
         try:
             for slice_id in range(self.slices):
                 search_after = None
@@ -159,7 +166,7 @@ class ElasticsearchFeatureReader:
                     body = search_body(
                         pit_id,
                         query=query,
-                        fields=wanted,
+                        fields=source,
                         size=self.batch_size,
                         search_after=search_after,
                         slice_id=slice_id if self.slices > 1 else None,
@@ -170,7 +177,7 @@ class ElasticsearchFeatureReader:
                     hits = response["hits"]["hits"]
                     if not hits:
                         break
-                    yield [hit_row(hit, fields, with_document_labels=labels) for hit in hits]
+                    yield hits
                     search_after = next_search_after(response)
         finally:
             self.client.close_point_in_time(id=pit_id)

@@ -71,7 +71,7 @@ class EventFrame:
     def feature(self, name: str) -> np.ndarray:
         return self.matrix[:, self.feature_names.index(name)]
 
-    def take(self, index: np.ndarray) -> EventFrame:
+    def take(self, index: np.ndarray | slice) -> EventFrame:
         return EventFrame(
             {k: v[index] for k, v in self.columns.items()}, self.matrix[index], self.feature_names
         )
@@ -106,8 +106,9 @@ def _is_private(ips: np.ndarray) -> np.ndarray:
             return second.isdigit() and 16 <= int(second) <= 31
         return False
 
-    unique, inverse = np.unique(np.where(ips == None, "", ips).astype(str), return_inverse=True)  # noqa: E711
-    return np.array([private(ip) for ip in unique], dtype=bool)[inverse]
+    # a few thousand distinct addresses among a million events: decide each once
+    decided = {ip: private(ip) for ip in set(ips.tolist())}
+    return np.fromiter(map(decided.__getitem__, ips.tolist()), dtype=bool, count=len(ips))
 
 
 def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
