@@ -306,6 +306,8 @@ class _Walker:
             entry = by_name.get(key)
             if entry is None:
                 if extra_value_type is not None:
+                    if is_container:
+                        variants_present.append(key)  # e.g. a field name in SortOptions
                     self.check(item, extra_value_type[0], extra_value_type[1], _child(path, key))
                 else:
                     self.fail(

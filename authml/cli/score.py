@@ -56,6 +56,24 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
     default=None,
     help="With --backfill: only events from this time (UTC).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["embedded", "elasticsearch"]),
+    default="embedded",
+    show_default=True,
+    help="Read the events to score and their features from the embedded store, or from the "
+    "cluster's events and feature indices (checkpointed by the cluster's event.ingested).",
+)
+@click.option(
+    "--registry",
+    type=click.Choice(["directory", "elasticsearch"]),
+    default=None,
+    help="Load the current model from the project's models/ directory or from the cluster's "
+    "registry index. Default: elasticsearch with --engine elasticsearch.",
+)
+@click.option(
+    "--es-slices", type=click.IntRange(1), default=1, show_default=True, help="Sliced point-in-time reads."
+)
 @es_connection_options
 @click.pass_obj
 def score(
@@ -67,20 +85,35 @@ def score(
     to_elasticsearch: bool,
     backfill: bool,
     backfill_since,
+    engine: str,
+    registry: str | None,
+    es_slices: int,
     es_options,
 ) -> None:
     """Score the events stored since the last scoring run (or --since/--until) with the current
     model. Scoring the same window again replaces its scores: one row per event and model version.
-    Then the per-account risk is recomputed."""
+    Then the per-account risk is recomputed.
+
+    With --engine elasticsearch the events and features are read from the cluster (no local
+    ingest needed): the events ingested since the last run that every feature transform has
+    processed. The scored events are copied into the local store, which keeps the scores."""
     from authml.score.model import load_current_model
     from authml.score.run import ScoreOptions, run_scoring
 
     if (backfill or backfill_since) and not to_elasticsearch:
         raise click.UsageError("--backfill stamps events indexed in Elasticsearch; add --es")
     project_dir = obj["project_dir"]
-    model = load_current_model(project_dir)
+    registry = registry or ("elasticsearch" if engine == "elasticsearch" else "directory")
     echo = (lambda m: click.echo(m, err=True)) if sys.stderr.isatty() else (lambda m: None)
-    outcome = run_scoring(project_dir, model, ScoreOptions(since, until, risk_days), progress=echo)
+    if registry == "elasticsearch":
+        model = model_from_index(project_dir, es_options)
+    else:
+        model = load_current_model(project_dir)
+    options = ScoreOptions(since, until, risk_days)
+    if engine == "elasticsearch":
+        outcome = score_from_cluster(project_dir, model, options, es_options, es_slices, echo)
+    else:
+        outcome = run_scoring(project_dir, model, options, progress=echo)
     if outcome.events_scored == 0:
         click.echo("no new events to score since the last run", err=True)
     else:
@@ -94,6 +127,46 @@ def score(
         write_ndjson(project_dir, outcome.event_ids, outcome.model_version, output)
     if to_elasticsearch and outcome.events_scored:
         send_to_elasticsearch(project_dir, outcome, es_options, backfill, backfill_since)
+
+
+def model_from_index(project_dir, es_options):
+    """The model the cluster's registry index names as current (kept in models/ as well)."""
+    from authml.es.client import cluster_errors, connect
+    from authml.es.model_registry import ElasticsearchModelRegistry, pull_current
+    from authml.score.model import ScoringModel
+    from authml.train.registry import detector_from_artifact
+
+    registry = ElasticsearchModelRegistry(connect(es_options))
+    with cluster_errors(es_options, "reading the model registry"):
+        artifact = pull_current(registry, project_dir)
+    if artifact is None:
+        raise click.ClickException(
+            f"the registry index {registry.index} names no current model; "
+            "run `authml train --engine elasticsearch` first"
+        )
+    detector = detector_from_artifact(artifact, f"{registry.index}/{artifact.version}")
+    return ScoringModel(detector, artifact.version, artifact.metadata)
+
+
+def score_from_cluster(project_dir, model, options, es_options, es_slices: int, echo):
+    from authml.embedded.store import Store
+    from authml.es.client import cluster_errors, connect
+    from authml.es.score_source import ElasticsearchScoreSource
+    from authml.score.run import run_scoring
+
+    Store.open(project_dir, create=True).close()  # a cluster-only project keeps its scores here
+    source = ElasticsearchScoreSource(
+        connect(es_options), project_dir, cluster=es_options.url, slices=es_slices, progress=echo
+    )
+    with cluster_errors(es_options, "reading events and features"):
+        outcome = run_scoring(project_dir, model, options, progress=echo, source=source)
+    if source.dead_lettered:
+        click.echo(
+            f"{source.dead_lettered} events from the cluster could not be stored locally and were not "
+            "scored; they are kept with the reason in the store's dead letters (`authml store summary`)",
+            err=True,
+        )
+    return outcome
 
 
 def send_to_elasticsearch(project_dir, outcome, es_options, backfill: bool, backfill_since) -> None:

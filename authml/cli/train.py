@@ -66,16 +66,27 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 @click.option(
     "--es-slices", type=click.IntRange(1), default=1, show_default=True, help="Sliced point-in-time reads."
 )
+@click.option(
+    "--registry",
+    type=click.Choice(["directory", "elasticsearch"]),
+    default=None,
+    help="Where model versions are kept: the project's models/ directory, or also the cluster's "
+    "registry index (authml-models-v2). Default: elasticsearch with --engine elasticsearch.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @es_connection_options
 @click.pass_obj
-def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **options: object) -> None:
+def train(
+    obj: dict, as_json: bool, engine: str, es_slices: int, registry: str | None, es_options, **options: object
+) -> None:
     """Learn what normal authentication looks like for every account and save a model version.
 
     Reads per-event features from the embedded store (run `authml features build` first)
     or, with --engine elasticsearch, from the cluster's events and feature indices;
     fits the rarity findings, behaviour clusters and autoencoder, and writes
-    PROJECT_DIR/models/<version>/ (state.npz + metadata.json). The current model is reused
+    PROJECT_DIR/models/<version>/ (state.npz + metadata.json); with the elasticsearch registry
+    the version is also published to the cluster's registry index and made current there, and
+    the index's current model is what reuse and drift are judged against. The current model is reused
     unless the feature assets or time zone changed or behaviour drifted (PSI), or --force.
     Safe from cron: a lock stops two runs at once; an interrupted run leaves the previous model.
 
@@ -85,6 +96,7 @@ def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **o
       2  bad option value
       3  the store is missing or in use
       5  not ready: no feature tables, or too few events
+      6  the cluster could not be reached or refused a request (Elasticsearch engine or registry)
       7  another `authml train` is running for this project directory
     """
     from authml.embedded.feature_reader import EmbeddedFeatureReader
@@ -99,6 +111,10 @@ def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **o
         if interactive:
             click.echo(f"authml train: {message}", err=True)
 
+    registry = registry or ("elasticsearch" if engine == "elasticsearch" else "directory")
+    published = None
+    if registry == "elasticsearch":
+        _pull_current(obj["project_dir"], es_options, progress)
     if engine == "elasticsearch":
         from authml.es.client import cluster_errors, connect
         from authml.es.feature_reader import ElasticsearchFeatureReader
@@ -109,6 +125,8 @@ def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **o
     else:
         with EmbeddedFeatureReader.open(obj["project_dir"]) as reader:
             outcome = run_training(reader, obj["project_dir"], train_options, progress)
+    if registry == "elasticsearch":
+        published = _publish(obj["project_dir"], outcome.version, es_options, progress)
     if as_json:
         click.echo(
             json.dumps(
@@ -118,12 +136,18 @@ def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **o
                     "reason": outcome.reason,
                     "rows": outcome.rows,
                     "drift": outcome.drift,
+                    "registry": _published_json(published),
                 },
                 indent=2,
             )
         )
         return
     click.echo(f"{outcome.decision} model {outcome.version}: {outcome.reason}")
+    if published is not None:
+        click.echo(
+            f"  registry index {published.index}: version {published.version} "
+            f"{'stored' if published.created else 'already stored'}; current is {published.current}"
+        )
     if outcome.decision == "trained":
         evaluation = outcome.metadata["evaluation"]
         counts = outcome.metadata["counts"]
@@ -132,3 +156,38 @@ def train(obj: dict, as_json: bool, engine: str, es_slices: int, es_options, **o
             f"alert threshold {evaluation['threshold_score']:.1f}/100 "
             f"({evaluation['training_alerts_per_user_day']:.3f} training alerts per account-day)"
         )
+
+
+def _pull_current(project_dir, es_options, progress) -> None:
+    """Judge reuse and drift against the cluster's current model: keep it in models/ first."""
+    from authml.es.client import cluster_errors, connect
+    from authml.es.model_registry import ElasticsearchModelRegistry, pull_current
+    from authml.train.lock import TrainingLock
+    from authml.train.registry import models_dir
+
+    with TrainingLock(models_dir(project_dir)), cluster_errors(es_options, "reading the model registry"):
+        artifact = pull_current(ElasticsearchModelRegistry(connect(es_options)), project_dir)
+    if artifact is not None:
+        progress(f"the registry index names model {artifact.version}")
+
+
+def _publish(project_dir, version: str, es_options, progress):
+    from authml.es.client import cluster_errors, connect
+    from authml.es.model_registry import ElasticsearchModelRegistry
+    from authml.train.registry import read_artifact
+
+    progress(f"publishing model {version} to the registry index")
+    with cluster_errors(es_options, "publishing the model"):
+        registry = ElasticsearchModelRegistry(connect(es_options))
+        return registry.publish(read_artifact(project_dir, version))
+
+
+def _published_json(published) -> dict | None:
+    if published is None:
+        return None
+    return {
+        "index": published.index,
+        "version": published.version,
+        "created": published.created,
+        "current": published.current,
+    }

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from authml.embedded.duck import fetch_dicts
@@ -80,12 +82,24 @@ def has_score_tables(store: Store) -> bool:
 
 @dataclass(slots=True)
 class ScoreBatch:
-    """Scores of some events by one model: arrays in the same row order."""
+    """Scores of some events by one model: arrays in the same row order. ``time_range`` (the
+    first and last event @timestamp, when the caller knows them) lets the write skip the parts of
+    ``events`` and ``scores`` outside it, so a run costs what its window holds, not the store."""
 
     event_ids: Sequence[str]
     scores: Sequence[float]
     detector_scores: dict[str, Sequence[float]]  # detector name -> one value per event
-    reasons: Sequence[list[str]]
+    reasons: Sequence[Sequence[str]]
+    time_range: tuple[datetime, datetime] | None = None
+
+
+def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
+    """A list<string> array without a Python list per row: most rows have no reasons."""
+    lengths = np.fromiter(map(len, reasons), dtype=np.int32, count=len(reasons))
+    offsets = np.zeros(len(reasons) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = pa.array(list(chain.from_iterable(reasons)), pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def write_scores(
@@ -97,12 +111,12 @@ def write_scores(
         return 0
     detectors = sorted(batch.detector_scores)
     arrays = {
-        "event_id": pa.array(list(batch.event_ids), pa.string()),
-        "score": pa.array(list(batch.scores), pa.float64()),
-        "reasons": pa.array([list(r) for r in batch.reasons], pa.list_(pa.string())),
+        "event_id": pa.array(np.asarray(batch.event_ids, dtype=object), pa.string()),
+        "score": pa.array(np.asarray(batch.scores, dtype=np.float64)),
+        "reasons": _reasons_array(batch.reasons),
     }
     for index, name in enumerate(detectors):
-        arrays[f"d{index}"] = pa.array(list(batch.detector_scores[name]), pa.float64())
+        arrays[f"d{index}"] = pa.array(np.asarray(batch.detector_scores[name], dtype=np.float64))
     # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
     # (and accounts) that all reach 100.
     evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
@@ -110,23 +124,29 @@ def write_scores(
     identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
     # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
     user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
+    parameters: dict[str, Any] = {"version": model_version}
+    within = ""
+    if batch.time_range is not None:
+        # a score row's @timestamp is its event's: rows outside the range are neither replaced
+        # nor joined, and the zone maps of both tables skip them
+        within = 'AND "@timestamp" BETWEEN $first AND $last'
+        parameters |= {"first": _naive(batch.time_range[0]), "last": _naive(batch.time_range[1])}
     # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
     # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
     # transaction keeps one row per score_id.
     delete = (
-        "DELETE FROM scores WHERE score_id IN (SELECT event_id || ':' || $version FROM authml_score_batch)"
+        "DELETE FROM scores WHERE score_id IN "
+        f"(SELECT event_id || ':' || $version FROM authml_score_batch) {within}"
     )
     sql = f"""INSERT INTO scores
 SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
        b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
        $version, $scored_at
-FROM authml_score_batch b JOIN events e ON e._id = b.event_id"""
+FROM authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"""
     store.connection.register("authml_score_batch", pa.table(arrays))
     try:
-        store.connection.execute(delete, {"version": model_version})
-        store.connection.execute(
-            sql, {"version": model_version, "threshold": threshold, "scored_at": _naive(scored_at)}
-        )
+        store.connection.execute(delete, parameters)
+        store.connection.execute(sql, parameters | {"threshold": threshold, "scored_at": _naive(scored_at)})
     finally:
         store.connection.unregister("authml_score_batch")
     return len(batch.event_ids)
@@ -209,36 +229,68 @@ def update_user_risk(store: Store, *, model_version: str, window_days: float, no
     """Rewrite ``user_risk`` from the newest score of every event: risk is the account's highest
     score in the ``window_days`` before the newest scored event (event time, so old log folders
     work), top reasons the distinct reasons of its three highest events there, in score order.
-    One SQL statement: the accounts never pass through Python. Returns the number of accounts."""
+    In SQL: the accounts never pass through Python. Returns the number of accounts.
+
+    Cost stays near a scan of the account columns: the per-event "newest score" step runs only
+    when several model versions scored, and the costly figures (highest scores, reasons) read
+    only the rows inside the window, which the zone maps of ``@timestamp`` find."""
+    connection = store.connection
+    (versions,) = connection.execute("SELECT count(DISTINCT model_version) FROM scores").fetchone()
+    current = "SELECT * FROM scores WHERE user_key IS NOT NULL"  # one row per event already
+    if versions > 1:  # each event's newest row, computed once for the three reads below
+        connection.execute(
+            """CREATE OR REPLACE TEMP TABLE authml_current_scores AS
+SELECT s.event_id, s.user_key, s."user.name", s."user.domain", s."@timestamp", s.score, s.evidence,
+       s.reasons, s.is_anomaly
+FROM scores s JOIN (
+  SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
+) latest USING (score_id) WHERE s.user_key IS NOT NULL"""
+        )
+        current = "SELECT * FROM authml_current_scores"
+    try:
+        return _rewrite_user_risk(connection, current, model_version, window_days, now)
+    finally:
+        connection.execute("DROP TABLE IF EXISTS authml_current_scores")
+
+
+def _rewrite_user_risk(
+    connection: Any, current: str, model_version: str, window_days: float, now: datetime
+) -> int:
     levels = " ".join(f"WHEN score >= {bound} THEN '{name}'" for bound, name in RISK_LEVELS)
-    store.connection.execute("DELETE FROM user_risk")
-    store.connection.execute(
+    (newest,) = connection.execute(f'SELECT max("@timestamp") FROM ({current})').fetchone()
+    connection.execute("DELETE FROM user_risk")
+    if newest is None:
+        return 0
+    since = newest - timedelta(microseconds=int(window_days * 86_400_000_000))
+    connection.execute(
         f"""
 INSERT INTO user_risk
-WITH latest AS (
-  SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
-),
-current AS (SELECT s.* FROM scores s JOIN latest USING (score_id) WHERE s.user_key IS NOT NULL),
-horizon AS (SELECT max("@timestamp") - to_microseconds(CAST($window_us AS BIGINT)) AS since FROM current),
-per_account AS (
+WITH all_time AS (
   SELECT user_key, arg_max("user.name", "@timestamp") AS name, arg_max("user.domain", "@timestamp") AS domain,
-         coalesce(max(score) FILTER (WHERE "@timestamp" > horizon.since), 0) AS score,
-         coalesce(max(evidence) FILTER (WHERE "@timestamp" > horizon.since), 0) AS evidence,
+         max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly
+  FROM ({current}) GROUP BY user_key
+),
+recent AS (
+  SELECT user_key, max(score) AS score, max(evidence) AS evidence,
          flatten(coalesce(max_by(reasons, {{'score': score, 'evidence': evidence, 'event_id': event_id}}, 3)
-                 FILTER (WHERE "@timestamp" > horizon.since AND len(reasons) > 0), [])) AS reasons,
-         max("@timestamp") FILTER (WHERE is_anomaly) AS last_anomaly,
-         count(*) FILTER (WHERE is_anomaly AND "@timestamp" > horizon.since) AS anomalies,
-         count(*) FILTER (WHERE "@timestamp" > horizon.since) AS scored
-  FROM current, horizon
+                 FILTER (WHERE len(reasons) > 0), [])) AS reasons,
+         count(*) FILTER (WHERE is_anomaly) AS anomalies, count(*) AS scored
+  FROM ({current}) WHERE "@timestamp" > $since
   GROUP BY user_key
+),
+per_account AS (
+  SELECT a.user_key, a.name, a.domain, coalesce(r.score, 0) AS score, coalesce(r.evidence, 0) AS evidence,
+         coalesce(r.reasons, []) AS reasons, a.last_anomaly, coalesce(r.anomalies, 0) AS anomalies,
+         coalesce(r.scored, 0) AS scored
+  FROM all_time a LEFT JOIN recent r USING (user_key)
 )
 SELECT user_key, name, domain, score, evidence, CASE {levels} END,
        list_filter(reasons, lambda reason, i: list_position(reasons, reason) = i)[1:{TOP_REASONS}],
        last_anomaly, anomalies, scored, $version, $updated_at
 FROM per_account""",
-        {"window_us": int(window_days * 86_400_000_000), "version": model_version, "updated_at": _naive(now)},
+        {"since": since, "version": model_version, "updated_at": _naive(now)},
     )
-    return store.connection.execute("SELECT count(*) FROM user_risk").fetchone()[0]
+    return connection.execute("SELECT count(*) FROM user_risk").fetchone()[0]
 
 
 # Reading -------------------------------------------------------------------------------------

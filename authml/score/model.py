@@ -8,6 +8,7 @@ once for the score and again for the per-detector values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ RARITY = "rarity"
 class ScoredFrame:
     scores: np.ndarray  # combined 0-100, one per row
     detector_scores: dict[str, np.ndarray]  # nats of evidence each detector added, one per row
-    reasons: list[list[str]]
+    reasons: list[Sequence[str]]  # () where none
     contributions: np.ndarray  # (rows, explanation names): per finding and model part
 
 
@@ -63,12 +64,13 @@ class ScoringModel:
         detector_scores = {
             name: contributions[:, columns].sum(axis=1) for name, columns in self.detector_columns().items()
         }
-        reasons: list[list[str]] = [[] for _ in range(len(frame))]
+        # one shared empty tuple: a million empty lists cost seconds of allocation and GC
+        reasons: list[Sequence[str]] = [()] * len(frame)
         explained = np.flatnonzero((contributions.max(axis=1, initial=0.0) > 0) & (scores >= reasons_from))
         if len(explained):
             lines = self.detector.reasons(frame.take(explained), contributions[explained])
             for row, line in zip(explained.tolist(), lines, strict=True):
-                reasons[row] = line.split(REASON_SEPARATOR) if line else []
+                reasons[row] = line.split(REASON_SEPARATOR) if line else ()
         return ScoredFrame(scores, detector_scores, reasons, contributions)
 
 

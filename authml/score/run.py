@@ -45,6 +45,7 @@ def run_scoring(
     model: ScoringModel,
     options: ScoreOptions,
     progress: Callable[[str], None] = lambda message: None,
+    source=None,  # authml.es.score_source.ElasticsearchScoreSource; None: the embedded store
 ) -> ScoreOutcome:
     from authml.embedded.feature_reader import EmbeddedFeatureReader
     from authml.embedded.scores import (
@@ -64,7 +65,7 @@ def run_scoring(
         raise InputError(f"--since ({options.since}) must be before --until ({options.until})")
     now = datetime.now(UTC)
     with Store.open(project_dir) as store:
-        lag = features_lag(store)
+        lag = features_lag(store) if source is None else source.check_ready()
         if lag is not None:
             raise NotReadyError(
                 f"the feature tables stop at events ingested by {lag.isoformat()}, but newer events are "
@@ -77,7 +78,11 @@ def run_scoring(
         if explicit:
             window = (options.since, options.until)
         else:
-            pending = pending_events(store, read_checkpoint(store), authentication_event_codes())
+            pending = (
+                source.pending()
+                if source is not None
+                else pending_events(store, read_checkpoint(store), authentication_event_codes())
+            )
             if pending.events == 0:
                 return ScoreOutcome(model.version, (None, None), threshold=model.threshold)
             window = (pending.first, pending.last + timedelta(microseconds=1))
@@ -85,27 +90,44 @@ def run_scoring(
             model.version, window, threshold=model.threshold, mode="window" if explicit else "checkpoint"
         )
         progress(f"reading features for {_describe(window)}")
-        reader = EmbeddedFeatureReader(store)
+        reader = EmbeddedFeatureReader(store) if source is None else source.feature_reader(store)
         frame = reader.read_events(FeatureWindow(window[0], window[1], model.time_zone))
+        # The model runs in chunks (its explanation matrix is the largest thing in memory); the
+        # scores are written in one statement, which joins the events table for identity once.
+        scores, reasons, detector_parts = [], [], []
+        for start in range(0, len(frame), options.chunk_rows):
+            chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
+            progress(f"scoring events {start + 1}-{start + len(chunk)} of {len(frame)}")
+            scored = model.score(chunk, reasons_from=REASONS_FROM_SCORE)
+            scores.append(scored.scores)
+            reasons.extend(scored.reasons)
+            detector_parts.append(scored.detector_scores)
+        all_scores = np.concatenate(scores) if scores else np.zeros(0)
+        ids, times = frame.columns["_id"], frame.columns["ts"]  # in time order
+        batch = ScoreBatch(
+            ids,
+            all_scores,
+            {name: np.concatenate([part[name] for part in detector_parts]) for name in detector_parts[0]}
+            if detector_parts
+            else {},
+            reasons,
+            # the frame's times are the store's own only when the features were read from it
+            time_range=(times[0].item(), times[-1].item()) if len(frame) and source is None else None,
+        )
+        outcome.events_scored = len(frame)
+        outcome.anomalies = int(np.sum(all_scores >= model.threshold))
+        outcome.event_ids = ids.tolist()
         with store.transaction():
-            for start in range(0, len(frame), options.chunk_rows):
-                chunk = frame.take(np.arange(start, min(start + options.chunk_rows, len(frame))))
-                progress(f"scoring events {start + 1}-{start + len(chunk)} of {len(frame)}")
-                scored = model.score(chunk, reasons_from=REASONS_FROM_SCORE)
-                ids = chunk.columns["_id"].tolist()
-                batch = ScoreBatch(ids, scored.scores.tolist(), scored.detector_scores, scored.reasons)
-                write_scores(
-                    store, batch, model_version=model.version, threshold=model.threshold, scored_at=now
-                )
-                outcome.events_scored += len(chunk)
-                outcome.anomalies += int(np.sum(scored.scores >= model.threshold))
-                outcome.event_ids.extend(ids)
-            if pending is not None:
+            progress(f"writing {len(frame)} scores")
+            write_scores(store, batch, model_version=model.version, threshold=model.threshold, scored_at=now)
+            if pending is not None and source is None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
             progress("updating per-account risk")
             outcome.accounts = update_user_risk(
                 store, model_version=model.version, window_days=options.risk_days, now=now
             )
+        if pending is not None and source is not None:
+            source.commit_checkpoint(pending, model.version, now)  # after the scores are committed
     return outcome
 
 

@@ -1,14 +1,21 @@
-"""The SQL that turns raw events plus the pivoted feature tables into one row per event.
+"""The SQL that selects what the per-event features are computed from: raw events plus the
+pivoted feature tables.
 
-Pure: these functions return SQL text; `authml.embedded.feature_reader` runs it.
+Pure: these functions return SQL text; `authml.embedded.feature_reader` runs it and
+`authml.train.point_in_time` computes the point-in-time columns from the rows it returns.
 
 Two kinds of context describe an event, and neither looks into its future:
 - history, from the feature tables that the transforms in ``es_assets/transforms/`` define, taken
-  only from complete hourly buckets *before* the event's own bucket (an ASOF join on ``bucket <
-  event bucket``), or from entity tables through ``first_seen`` (a minimum, which an event after
-  this one cannot move);
+  only from complete hourly buckets *before* the event's own bucket (as of ``bucket < event
+  bucket``), or from entity tables through ``first_seen`` (a minimum, which an event after this
+  one cannot move);
 - the trailing hour, from the raw events themselves, up to and including this event (the event's
   own hour bucket is not complete yet, so its pivoted row would contain later events).
+
+The definition these must match, column for column, is the single query kept frozen in
+tests/unit/feature_sql_reference.py. Work follows the window, not the store: raw events are read
+from an hour before the window on, earlier ones only counted per account; hourly history before
+the window's first hour is collapsed per account, and read only for accounts the window holds.
 """
 
 from __future__ import annotations
@@ -147,33 +154,78 @@ def _logon_type_number(expression: str) -> str:
     return f"COALESCE(CASE {expression} {cases} END, TRY_CAST({expression} AS INTEGER))"
 
 
-def _term_history_ctes(prefix: str, column: str) -> str:
-    """CTEs ``<prefix>_cum`` (an account's running count of each term of a terms-aggregation column
-    of the hourly table) and ``<prefix>_total`` (of all its terms), bucket by bucket."""
-    return f"""{prefix}_rows AS (
-  SELECT user_name, bucket, j.key AS term, CAST(j.value AS DOUBLE) AS n
-  FROM uh_raw, json_each(uh_raw.{column}) j
-),
-{prefix}_cum AS (
-  SELECT user_name, term, bucket,
-         sum(n) OVER (PARTITION BY user_name, term ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM {prefix}_rows
-),
-{prefix}_total AS (
-  SELECT user_name, bucket, sum(sum(n)) OVER (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM {prefix}_rows GROUP BY user_name, bucket
-),
-"""
+def _history(name: str, keys: str, columns: dict[str, str], rows: str, collapse_before: str | None) -> str:
+    """CTE ``name``: the rows of ``rows`` that a running aggregate per ``keys`` walks in bucket order.
+    Rows before the hour ``collapse_before`` are collapsed into one row per key at their latest
+    bucket (``columns`` maps each column to the aggregate that collapses it): every event to
+    score is at or after that hour, so it sees those rows only through their totals, and the
+    running values from then on stay the same while far fewer rows are read."""
+    names = ", ".join(columns)
+    if collapse_before is None:
+        return f"{name} AS (SELECT {keys}, bucket, {names} FROM {rows})"
+    collapsed = ", ".join(f"{aggregate} AS {column}" for column, aggregate in columns.items())
+    return f"""{name} AS (
+  SELECT {keys}, bucket, {names} FROM {rows} WHERE bucket >= {collapse_before}
+  UNION ALL
+  SELECT {keys}, max(bucket) AS bucket, {collapsed} FROM {rows} WHERE bucket < {collapse_before} GROUP BY {keys}
+)"""
 
 
-def per_event_features_sql(window: FeatureWindow, *, codes: list[str], with_labels: bool = False) -> str:
-    """One row per authentication event in the window, with the columns of RAW_COLUMNS."""
-    tz = window.time_zone
-    upper = f'AND "@timestamp" < {_ts(window.end)}' if window.end else ""
-    lower = f"WHERE ev.ts >= {_ts(window.start)}" if window.start else ""
-    label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
+def _auth_filter(codes: list[str]) -> str:
     code_list = ", ".join(_lit(code) for code in codes)
+    return f'"user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list})'
+
+
+def event_rows_sql(
+    window: FeatureWindow, *, codes: list[str], with_labels: bool = False, prior_counts: str | None = None
+) -> str:
+    """The authentication events the window's rows need, in (time, id) order: the window's own
+    (``in_window``) and, before them, the hour the trailing-hour counts reach back into. Each
+    with its own fields, the lookups that need no ordering (previous hour of its source, first
+    sightings, days observed) and, per account, how many events came before those rows
+    (``prior_*``: one grouped scan, where a running count over the whole history would sort it).
+    `authml.train.point_in_time` computes the rest.
+
+    ``prior_counts`` names a table of (user_name, source_ip, event_code, n) that already holds
+    those earlier events' counts (rows with the same key add up), for a database that holds
+    only the events from an hour before the window on (a cluster's, read into a scratch copy);
+    without it they are counted from ``events``."""
+    tz = window.time_zone
+    start, end = window.start, window.end
+    auth_filter = _auth_filter(codes)
+    upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
+    context = f'AND "@timestamp" >= {_ts(start)} - INTERVAL 1 HOUR' if start else ""
+    label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
     uh, usi, uho, sih = (_q(t) for t in FEATURE_TABLES)
+    if start:
+        window_users = f"(SELECT DISTINCT user_name FROM ev WHERE ts >= {_ts(start)})"
+        if prior_counts is None:
+            counted = f"""SELECT "user.name" AS user_name, "source.ip" AS source_ip, "event.code" AS event_code, count(*) AS n
+  FROM events
+  WHERE {auth_filter} AND "@timestamp" < {_ts(start)} - INTERVAL 1 HOUR
+    AND "user.name" IN {window_users}
+  GROUP BY ALL"""
+        else:
+            counted = f"""SELECT user_name, source_ip, event_code, n FROM {_q(prior_counts)}
+  WHERE user_name IN {window_users}"""
+        prior = f""",
+prior AS (
+  {counted}
+),
+prior_ip AS (SELECT user_name, source_ip, sum(n) AS n FROM prior GROUP BY ALL),
+prior_code AS (SELECT user_name, event_code, sum(n) AS n FROM prior GROUP BY ALL),
+prior_user AS (SELECT user_name, sum(n) AS n FROM prior GROUP BY ALL)"""
+        prior_columns = (
+            f"ev.ts >= {_ts(start)} AS in_window, CAST(coalesce(pi.n, 0) AS BIGINT) AS prior_ip, "
+            "CAST(coalesce(pc.n, 0) AS BIGINT) AS prior_code, CAST(coalesce(pu.n, 0) AS BIGINT) AS prior_user"
+        )
+        prior_joins = """LEFT JOIN prior_ip pi ON pi.user_name = ev.user_name AND pi.source_ip IS NOT DISTINCT FROM ev.source_ip
+LEFT JOIN prior_code pc ON pc.user_name = ev.user_name AND pc.event_code = ev.event_code
+LEFT JOIN prior_user pu ON pu.user_name = ev.user_name"""
+    else:
+        prior = ""
+        prior_columns = "true AS in_window, 0 AS prior_ip, 0 AS prior_code, 0 AS prior_user"
+        prior_joins = ""
     return f"""
 WITH ev AS (
   SELECT _id, "@timestamp" AS ts, "user.name" AS user_name, "source.ip" AS source_ip,
@@ -192,84 +244,83 @@ WITH ev AS (
          CASE WHEN "event.code" = '4648'
               THEN coalesce("user.target.name", "winlog.event_data.TargetUserName") END AS credential_target
   FROM events
-  WHERE "user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list}) {upper}
-),
-uh_raw AS (
-  SELECT h.{_q("user.name")} AS user_name, h.{_q("@timestamp")} AS bucket, h.events, h.hosts, h.services,
-         CAST(h.logon_types AS JSON) AS logon_types, CAST(h.ticket_encryption_types AS JSON) AS enc_types
-  FROM {uh} h
-),
-uh_cum AS (
-  SELECT user_name, bucket,
-         sum(events) OVER w AS cum_events, count(*) OVER w AS cum_active_hours,
-         max(hosts) OVER w AS max_hosts, max(services) OVER w AS max_services
-  FROM uh_raw
-  WINDOW w AS (PARTITION BY user_name ORDER BY bucket ROWS UNBOUNDED PRECEDING)
-),
-hod_cum AS (
-  -- each bucket's events spread over its local hour and both neighbours: a smoothed profile
-  SELECT user_name, target_hour, bucket,
-         sum(weighted) OVER (PARTITION BY user_name, target_hour ORDER BY bucket ROWS UNBOUNDED PRECEDING) AS cum
-  FROM (SELECT user_name, bucket, (hour({_local("bucket", tz)}) + s.shift + 24) % 24 AS target_hour,
-               events * s.weight AS weighted
-        FROM uh_raw, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight))
-),
-{_term_history_ctes("lt", "logon_types")}{_term_history_ctes("et", "enc_types")}recent AS (
-  SELECT _id,
-    count(*) OVER (PARTITION BY user_name, source_ip ORDER BY ts, _id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_ip_events_before,
-    count(*) OVER (PARTITION BY user_name, event_code ORDER BY ts, _id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_code_events_before,
-    count(*) OVER (PARTITION BY user_name ORDER BY ts, _id
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS user_raw_events_before,
-    count(*) FILTER (WHERE failed) OVER user_hour - failed::INTEGER AS user_failures_1h,
-    CASE WHEN source_ip IS NULL OR source_ip IN ({_LOOPBACK}) THEN 0
-         ELSE count(*) FILTER (WHERE failed) OVER source_hour - failed::INTEGER END AS source_failures_1h,
-    CASE WHEN source_ip IS NULL OR source_ip IN ({_LOOPBACK}) THEN 0
-         ELSE count(DISTINCT user_name) FILTER (WHERE failed) OVER source_hour END AS source_failed_users_1h,
-    count(DISTINCT service_name) FILTER (WHERE event_code = '4769') OVER user_hour AS services_1h,
-    count(DISTINCT host_name) OVER user_hour AS hosts_1h,
-    CASE WHEN host_name IS NULL THEN 0
-         ELSE count(DISTINCT user_name) FILTER (WHERE failed) OVER host_hour END AS host_failed_users_1h
-  FROM ev
-  WINDOW user_hour AS (PARTITION BY user_name ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW),
-         source_hour AS (PARTITION BY source_ip ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW),
-         host_hour AS (PARTITION BY host_name ORDER BY ts RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW)
-)
+  WHERE {auth_filter} {upper} {context}
+){prior}
 SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, ev.failed,
        ev.logon_type_number, ev.logon_type, ev.enc_type, ev.service_name, coalesce(ev.no_preauth, false) AS no_preauth,
-       ev.local_hour, ev.local_dow, ev.scenario, ev.credential_target,
-       coalesce(uc.cum_events, 0) AS user_events_before,
-       coalesce(uc.cum_active_hours, 0) AS user_active_hours_before,
-       coalesce(date_diff('hour', uc.bucket, ev.bucket), 0) AS hours_since_last_active,
-       coalesce(uc.max_hosts, 0) AS max_hosts_per_hour_before,
-       coalesce(uc.max_services, 0) AS max_services_per_hour_before,
-       coalesce(hc.cum, 0) AS hour_weight_before,
-       coalesce(lc.cum, 0) AS logon_type_events_before,
-       coalesce(lt.cum, 0) AS logon_typed_events_before,
-       coalesce(ec.cum, 0) AS enc_type_events_before,
-       coalesce(etot.cum, 0) AS enc_typed_events_before,
+       ev.local_hour, ev.local_dow, ev.scenario, ev.credential_target, ev.bucket,
        CASE WHEN ev.source_ip IN ({_LOOPBACK}) THEN 0
             ELSE coalesce(sp.{_q("failed_logons.users")}, 0) END AS source_failed_users_prev_hour,
        CAST(ui.first_seen AS TIMESTAMP) AS source_ip_first_seen,
        CAST(uo.first_seen AS TIMESTAMP) AS host_first_seen,
-       tr.user_ip_events_before, tr.user_code_events_before, tr.user_raw_events_before,
-       tr.user_failures_1h, tr.source_failures_1h, tr.source_failed_users_1h, tr.services_1h, tr.hosts_1h, tr.host_failed_users_1h,
-       date_diff('hour', (SELECT min(bucket) FROM uh_raw), ev.bucket) AS hours_observed
+       date_diff('hour', (SELECT min(h.{_q("@timestamp")}) FROM {uh} h), ev.bucket) AS hours_observed,
+       {prior_columns}
 FROM ev
-JOIN recent tr USING (_id)
-ASOF LEFT JOIN uh_cum uc ON ev.user_name = uc.user_name AND ev.bucket > uc.bucket
-ASOF LEFT JOIN hod_cum hc ON ev.user_name = hc.user_name AND ev.local_hour = hc.target_hour AND ev.bucket > hc.bucket
-ASOF LEFT JOIN lt_cum lc ON ev.user_name = lc.user_name AND ev.logon_type = lc.term AND ev.bucket > lc.bucket
-ASOF LEFT JOIN lt_total lt ON ev.user_name = lt.user_name AND ev.bucket > lt.bucket
-ASOF LEFT JOIN et_cum ec ON ev.user_name = ec.user_name AND ev.enc_type = ec.term AND ev.bucket > ec.bucket
-ASOF LEFT JOIN et_total etot ON ev.user_name = etot.user_name AND ev.bucket > etot.bucket
+{prior_joins}
 LEFT JOIN {sih} sp ON sp.{_q("source.ip")} = ev.source_ip AND sp.{_q("@timestamp")} = ev.bucket - INTERVAL 1 HOUR
 LEFT JOIN {usi} ui ON ui.{_q("user.name")} = ev.user_name AND ui.{_q("source.ip")} = ev.source_ip
 LEFT JOIN {uho} uo ON uo.{_q("user.name")} = ev.user_name AND uo.{_q("host.name")} = ev.host_name
-{lower}
 ORDER BY ev.ts, ev._id
 """
+
+
+def history_sql(window: FeatureWindow, *, codes: list[str]) -> dict[str, str]:
+    """The hourly history the window's events look back into, from the user-hourly feature table:
+    only complete hours before an event count (`authml.train.point_in_time.HourlyHistory`), so
+    rows at or after the window's end are left out, and so are accounts without events in the
+    window; rows before the window's first hour are collapsed per account (and hour of day, and
+    term). Keys: ``hourly`` (events, active hours, hosts, services), ``hour_of_day`` (each
+    bucket's events spread over its local hour and both neighbours: a smoothed profile),
+    ``logon_types`` and ``encryption_types`` (count per term)."""
+    tz = window.time_zone
+    start, end = window.start, window.end
+    uh = _q(USER_HOURLY)
+    filters = []
+    if end:
+        filters.append(f"h.{_q('@timestamp')} < {_ts(end)}")
+    if start:
+        upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
+        filters.append(
+            f'h.{_q("user.name")} IN (SELECT DISTINCT "user.name" FROM events '
+            f'WHERE {_auth_filter(codes)} AND "@timestamp" >= {_ts(start)} {upper})'
+        )
+    where = f"WHERE {' AND '.join(filters)}" if filters else ""
+    collapse_before = f"date_trunc('hour', {_ts(start)})" if start else None
+    raw = f"""uh_raw AS (
+  SELECT h.{_q("user.name")} AS user_name, h.{_q("@timestamp")} AS bucket, h.events, 1 AS hours,
+         h.hosts, h.services, h.logon_types, h.ticket_encryption_types
+  FROM {uh} h {where}
+)"""
+    hourly = _history(
+        "hist",
+        "user_name",
+        {"events": "sum(events)", "hours": "count(*)", "hosts": "max(hosts)", "services": "max(services)"},
+        "uh_raw",
+        collapse_before,
+    )
+    hour_rows = f"""hod_rows AS (
+  SELECT user_name, bucket, (hour({_local("bucket", tz)}) + s.shift + 24) % 24 AS target_hour,
+         CAST(events * s.weight AS DOUBLE) AS weighted
+  FROM uh_raw, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight)
+)"""
+    hour_of_day = _history(
+        "hist", "user_name, target_hour", {"weighted": "sum(weighted)"}, "hod_rows", collapse_before
+    )
+    queries = {
+        "hourly": f"WITH {raw},\n{hourly}\nSELECT user_name, bucket, events, hours, hosts, services FROM hist",
+        "hour_of_day": f"WITH {raw},\n{hour_rows},\n{hour_of_day}\n"
+        "SELECT user_name, target_hour, bucket, weighted FROM hist",
+    }
+    for name, column in (("logon_types", "logon_types"), ("encryption_types", "ticket_encryption_types")):
+        # a MAP in the store, JSON in a scratch copy of a cluster's: both cast to one MAP type
+        term_rows = f"""term_rows AS (
+  SELECT user_name, bucket, entry.key AS term, entry.value AS n
+  FROM (SELECT user_name, bucket, unnest(map_entries(CAST({column} AS MAP(VARCHAR, DOUBLE)))) AS entry
+        FROM uh_raw)
+)"""
+        terms = _history("hist", "user_name, term", {"n": "sum(n)"}, "term_rows", collapse_before)
+        queries[name] = f"WITH {raw},\n{term_rows},\n{terms}\nSELECT user_name, term, bucket, n FROM hist"
+    return queries
 
 
 def missing_tables_sql() -> str:

@@ -211,3 +211,42 @@ def test_cli_usage_errors_say_what_to_do(tmp_path):
     assert backfill.exit_code == 2 and "add --es" in backfill.output
     neither = runner.invoke(cli, ["--project-dir", str(tmp_path), "explain"])
     assert neither.exit_code == 2 and "EVENT_ID or --user" in neither.output
+
+
+def test_user_risk_reads_each_events_newest_score_within_the_window(project):
+    """A second model version rescoring part of the events replaces their scores in the risk;
+    a short window keeps only the events in the days before the newest one."""
+    from datetime import timedelta
+
+    from authml.embedded.scores import ScoreBatch, update_user_risk, write_scores
+
+    project_dir, model = project
+    run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
+    first = _scores(project_dir)
+    rescored = first[::3]
+    later = max(r["scored_at"] for r in first) + timedelta(hours=1)
+    with Store.open(project_dir) as store:
+        with store.transaction():
+            write_scores(
+                store,
+                ScoreBatch(
+                    [r["event_id"] for r in rescored],
+                    [100.0 - r["score"] for r in rescored],
+                    {"rarity": [1.0] * len(rescored)},
+                    [("second model",)] * len(rescored),
+                ),
+                model_version="test-model-2",
+                threshold=50.0,
+                scored_at=later,
+            )
+            update_user_risk(store, model_version="test-model-2", window_days=1.5, now=later)
+        risks = {r["user_key"]: r for r in read_user_risk(store)}
+    newest = {r["event_id"]: r for r in first}
+    newest.update({r["event_id"]: r for r in _scores(project_dir) if r["model_version"] == "test-model-2"})
+    since = max(r["@timestamp"] for r in newest.values()) - timedelta(days=1.5)
+    assert set(risks) == {r["user_key"] for r in newest.values()}
+    for key, risk in risks.items():
+        recent = [r for r in newest.values() if r["user_key"] == key and r["@timestamp"] > since]
+        assert risk["score"] == pytest.approx(max((r["score"] for r in recent), default=0.0)), key
+        assert risk["anomalies"] == sum(r["is_anomaly"] for r in recent), key
+        assert risk["events_scored"] == len(recent), key
