@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from authml.assets.catalogue import load_catalogue
+from authml.cli import cli
 from authml.es.apply import apply_plan, plan_steps
 from authml.es.client import connect
 from authml.es.options import EsOptions, make_options
@@ -94,3 +96,21 @@ def applied(es):
     """The cluster with every asset installed."""
     apply_assets(es)
     return es
+
+
+def cli_env(es_options: EsOptions) -> dict[str, str]:
+    """The environment that points authml commands at the test cluster."""
+    return {
+        "AUTHML_ES_URL": es_options.url,
+        "AUTHML_ES_USERNAME": es_options.username,
+        "AUTHML_ES_PASSWORD": es_options.password.reveal(),
+    }
+
+
+def run_cli(project: Path, es_options: EsOptions, *args: str) -> str:
+    """Run one authml command against the test cluster; its output, after checking it succeeded."""
+    result = CliRunner().invoke(
+        cli, ["--project-dir", str(project), *args], env=cli_env(es_options), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return result.output

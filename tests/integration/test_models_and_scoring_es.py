@@ -25,6 +25,7 @@ from authml.es.score_source import CHECKPOINT_FILE, feature_transforms
 from authml.es.window_reads import _iso
 from authml.train.feature_sql import FeatureWindow, authentication_event_codes
 from authml.train.registry import build_artifact, detector_from_artifact
+from tests.integration.conftest import cli_env, run_cli
 from tests.unit.score_project import invoke
 from tests.unit.train_store import benign_history, build_feature_tables, write_events
 
@@ -32,22 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 EVENTS_INDEX = "authml-events-default"
 TRANSFORM_WAIT_S = 600
-
-
-def _env(es_options) -> dict[str, str]:
-    return {
-        "AUTHML_ES_URL": es_options.url,
-        "AUTHML_ES_USERNAME": es_options.username,
-        "AUTHML_ES_PASSWORD": es_options.password.reveal(),
-    }
-
-
-def _run(project, es_options, *args: str) -> str:
-    result = CliRunner().invoke(
-        cli, ["--project-dir", str(project), *args], env=_env(es_options), catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +177,7 @@ def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_op
         "--out",
         str(generated),
     )
-    _run(tmp_path / "sender", es_options, "ingest", "--es", str(generated / "events.ndjson"))
+    run_cli(tmp_path / "sender", es_options, "ingest", "--es", str(generated / "events.ndjson"))
     applied.indices.refresh(index=EVENTS_INDEX)
     newest = applied.search(index=EVENTS_INDEX, size=0, aggs={"n": {"max": {"field": "event.ingested"}}})
     _wait_for_features(applied, int(newest["aggregations"]["n"]["value"]))
@@ -200,7 +185,7 @@ def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_op
 
     trainer = tmp_path / "trainer"
     trained = json.loads(
-        _run(
+        run_cli(
             trainer,
             es_options,
             "train",
@@ -217,7 +202,7 @@ def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_op
 
     scorer = tmp_path / "scorer"  # a fresh host: no store, no model, nothing ingested
     records_file = tmp_path / "scores.ndjson"
-    output = _run(
+    output = run_cli(
         scorer, es_options, "score", "--engine", "elasticsearch", "--es", "--output", str(records_file)
     )
     records = [json.loads(line) for line in records_file.read_text().splitlines()]
@@ -232,7 +217,7 @@ def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_op
     )
 
     again = CliRunner().invoke(
-        cli, ["--project-dir", str(scorer), "score", "--engine", "elasticsearch"], env=_env(es_options)
+        cli, ["--project-dir", str(scorer), "score", "--engine", "elasticsearch"], env=cli_env(es_options)
     )
     assert again.exit_code == 0 and "no new events to score" in again.output
 

@@ -6,31 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from authml.cli import cli
 from authml.es.writeback import lookup_join_query
+from tests.integration.conftest import run_cli
 from tests.unit.score_project import build_project, invoke
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 INDEX = "authml-events-default"
-
-
-def _env(es_options) -> dict[str, str]:
-    return {
-        "AUTHML_ES_URL": es_options.url,
-        "AUTHML_ES_USERNAME": es_options.username,
-        "AUTHML_ES_PASSWORD": es_options.password.reveal(),
-    }
-
-
-def _run(project, es_options, *args: str) -> str:
-    result = CliRunner().invoke(
-        cli, ["--project-dir", str(project), *args], env=_env(es_options), catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def _esql_rows(client, query: str) -> list[dict]:
@@ -43,9 +26,9 @@ def test_lookup_join_attaches_scores_and_the_policy_stamps_new_events(tmp_path, 
     project = build_project(tmp_path / "project")
     invoke(project, "train", "--epochs", "2", "--end", "2025-11-08")
     events = project / "generated" / "events.ndjson"
-    _run(project, es_options, "ingest", "--es", str(events))
+    run_cli(project, es_options, "ingest", "--es", str(events))
     records_file = tmp_path / "scores.ndjson"
-    output = _run(project, es_options, "score", "--es", "--output", str(records_file))
+    output = run_cli(project, es_options, "score", "--es", "--output", str(records_file))
     assert "enrich policy authml-user-risk" in output
     records = [json.loads(line) for line in records_file.read_text().splitlines()]
     applied.indices.refresh(index=f"{INDEX},authml-scores")
