@@ -1,6 +1,6 @@
 """The scores and per-account risk tables of the embedded store.
 
-``scores`` holds one row per (event, model version): ``score_id`` is ``<event id>:<model version>``,
+``scores`` holds one row per (event, model version): ``score_id`` (a virtual column) is ``<event id>:<model version>``,
 so scoring the same window again with the same model replaces rows instead of adding any. The ECS
 identity of each row is copied from the ``events`` table inside the same INSERT, by event id.
 ``user_risk`` is recomputed from ``scores`` after every run. ``score_checkpoints`` remembers the
@@ -23,22 +23,39 @@ from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.score.records import IDENTITY_FIELDS
 
-SCORES_DDL = (
-    f"""CREATE TABLE IF NOT EXISTS scores (
-  score_id VARCHAR NOT NULL,
-  event_id VARCHAR NOT NULL,
-  {quote("@timestamp")} TIMESTAMP,
-  {", ".join(f"{quote(f)} VARCHAR" for f in IDENTITY_FIELDS[1:])},
-  user_key VARCHAR,
-  score DOUBLE NOT NULL,
-  evidence DOUBLE NOT NULL,
-  detector_scores JSON NOT NULL,
-  reasons VARCHAR[] NOT NULL,
-  is_anomaly BOOLEAN NOT NULL,
-  threshold DOUBLE NOT NULL,
-  model_version VARCHAR NOT NULL,
-  scored_at TIMESTAMP NOT NULL
-)""",
+# Columns written to ``scores``, in its order. ``score_id`` is not among them: it is a virtual
+# column computed from the event id and model version when read, because a million distinct
+# strings cost a second and a half to store. The random event ids, record ids and per-row JSON
+# are stored uncompressed: they do not compress, and DuckDB's search for a compression
+# (dictionary + FSST) costs several times the write itself.
+UNCOMPRESSED = ("event_id", "winlog.record_id", "detector_scores")
+STORED_COLUMNS: dict[str, str] = {
+    "event_id": "VARCHAR NOT NULL",
+    "@timestamp": "TIMESTAMP",
+    **{field: "VARCHAR" for field in IDENTITY_FIELDS[1:]},
+    "user_key": "VARCHAR",
+    "score": "DOUBLE NOT NULL",
+    "evidence": "DOUBLE NOT NULL",
+    "detector_scores": "JSON NOT NULL",
+    "reasons": "VARCHAR[] NOT NULL",
+    "is_anomaly": "BOOLEAN NOT NULL",
+    "threshold": "DOUBLE NOT NULL",
+    "model_version": "VARCHAR NOT NULL",
+    "scored_at": "TIMESTAMP NOT NULL",
+}
+SCORE_ID_SQL = "event_id || ':' || model_version"
+
+
+def _scores_ddl(table: str) -> str:
+    columns = [f"score_id VARCHAR GENERATED ALWAYS AS ({SCORE_ID_SQL}) VIRTUAL"]
+    for name, sql_type in STORED_COLUMNS.items():
+        base, _, constraint = sql_type.partition(" ")
+        compression = " USING COMPRESSION uncompressed" if name in UNCOMPRESSED else ""
+        columns.append(f"{quote(name)} {base}{compression} {constraint}".rstrip())
+    return f"CREATE TABLE {table} (\n  " + ",\n  ".join(columns) + "\n)"
+
+
+RISK_AND_CHECKPOINT_DDL = (
     """CREATE TABLE IF NOT EXISTS user_risk (
   user_key VARCHAR PRIMARY KEY,
   "user.name" VARCHAR,
@@ -69,8 +86,34 @@ TOP_REASONS = 5
 
 
 def create_score_tables(store: Store) -> None:
-    for ddl in SCORES_DDL:
+    """Create the tables, or bring a ``scores`` table of an earlier version (a stored
+    ``score_id``, compressed ids) to the current layout. Call it inside ``store.transaction()``."""
+    if not has_score_tables(store):
+        store.connection.execute(_scores_ddl("scores"))
+    elif not _scores_layout_is_current(store):
+        _migrate_scores(store)
+    for ddl in RISK_AND_CHECKPOINT_DDL:
         store.connection.execute(ddl)
+
+
+def _scores_layout_is_current(store: Store) -> bool:
+    (generated,) = store.connection.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'scores' "
+        "AND table_schema = current_schema() AND column_name = 'score_id' AND is_generated = 'ALWAYS'"
+    ).fetchone()
+    return generated > 0
+
+
+def _migrate_scores(store: Store) -> None:
+    """Copy the rows into a table of the current layout: once per store, the cost of one write
+    of its scores. Earlier stores' score ids were already ``<event id>:<model version>``."""
+    columns = ", ".join(quote(name) for name in STORED_COLUMNS)
+    connection = store.connection
+    connection.execute("DROP TABLE IF EXISTS authml_scores_migrated")
+    connection.execute(_scores_ddl("authml_scores_migrated"))
+    connection.execute(f"INSERT INTO authml_scores_migrated ({columns}) SELECT {columns} FROM scores")
+    connection.execute("DROP TABLE scores")
+    connection.execute("ALTER TABLE authml_scores_migrated RENAME TO scores")
 
 
 def has_score_tables(store: Store) -> bool:
@@ -133,13 +176,14 @@ def write_scores(
         parameters |= {"first": _naive(batch.time_range[0]), "last": _naive(batch.time_range[1])}
     # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
     # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
-    # transaction keeps one row per score_id.
+    # transaction keeps one row per (event, model version), that is per score_id.
     delete = (
-        "DELETE FROM scores WHERE score_id IN "
-        f"(SELECT event_id || ':' || $version FROM authml_score_batch) {within}"
+        "DELETE FROM scores WHERE model_version = $version "
+        f"AND event_id IN (SELECT event_id FROM authml_score_batch) {within}"
     )
-    sql = f"""INSERT INTO scores
-SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
+    columns = ", ".join(quote(name) for name in STORED_COLUMNS)
+    sql = f"""INSERT INTO scores ({columns})
+SELECT b.event_id, {identity}, {user_key},
        b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
        $version, $scored_at
 FROM authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"""
