@@ -2,7 +2,8 @@
 
 ``scores`` holds one row per (event, model version): ``score_id`` (a virtual column) is ``<event id>:<model version>``,
 so scoring the same window again with the same model replaces rows instead of adding any. The ECS
-identity of each row is copied from the ``events`` table inside the same INSERT, by event id.
+identity of each row comes from the scan that read its features, or else is copied from the
+``events`` table inside the same INSERT, by event id.
 ``user_risk`` is recomputed from ``scores`` after every run. ``score_checkpoints`` remembers the
 newest ``event.ingested`` already scored, which is what "events since the last run" means.
 """
@@ -134,6 +135,9 @@ class ScoreBatch:
     detector_scores: dict[str, Sequence[float]]  # detector name -> one value per event
     reasons: Sequence[Sequence[str]]
     time_range: tuple[datetime, datetime] | None = None
+    # The rows' ECS identity (authml.train.feature_sql.IDENTITY_COLUMNS) when the feature read
+    # selected it; without it the write joins the events table by event id to copy it.
+    identity: pa.Table | None = None
 
 
 def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
@@ -148,25 +152,18 @@ def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
 def write_scores(
     store: Store, batch: ScoreBatch, *, model_version: str, threshold: float, scored_at: datetime
 ) -> int:
-    """Replace the batch's rows (identity read from ``events``); returns rows written. Call it
-    inside ``store.transaction()`` so the delete and the insert commit together."""
+    """Replace the batch's rows (identity from ``batch.identity``, else read from ``events``);
+    returns rows written. Call it inside ``store.transaction()`` so the delete and the insert
+    commit together."""
     if not len(batch.event_ids):
         return 0
     detectors = sorted(batch.detector_scores)
     arrays = {
-        "event_id": pa.array(np.asarray(batch.event_ids, dtype=object), pa.string()),
         "score": pa.array(np.asarray(batch.scores, dtype=np.float64)),
         "reasons": _reasons_array(batch.reasons),
     }
     for index, name in enumerate(detectors):
         arrays[f"d{index}"] = pa.array(np.asarray(batch.detector_scores[name], dtype=np.float64))
-    # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
-    # (and accounts) that all reach 100.
-    evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
-    detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
-    identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
-    # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
-    user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
     parameters: dict[str, Any] = {"version": model_version}
     within = ""
     if batch.time_range is not None:
@@ -174,6 +171,24 @@ def write_scores(
         # nor joined, and the zone maps of both tables skip them
         within = 'AND "@timestamp" BETWEEN $first AND $last'
         parameters |= {"first": _naive(batch.time_range[0]), "last": _naive(batch.time_range[1])}
+    if batch.identity is not None:
+        if batch.identity.num_rows != len(batch.event_ids):
+            raise ValueError(f"{batch.identity.num_rows} identity rows for {len(batch.event_ids)} scores")
+        arrays |= dict(zip(batch.identity.column_names, batch.identity.columns, strict=True))
+        identity = ", ".join(f"b.{quote(f)}" for f in ("event_id", *IDENTITY_FIELDS, "user_key"))
+        source = "authml_score_batch b"
+    else:
+        arrays["event_id"] = pa.array(np.asarray(batch.event_ids, dtype=object), pa.string())
+        # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
+        user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
+        identity = ", ".join(["b.event_id", *(f"e.{quote(f)}" for f in IDENTITY_FIELDS), user_key])
+        source = (
+            f"authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"
+        )
+    # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
+    # (and accounts) that all reach 100.
+    evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
+    detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
     # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
     # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
     # transaction keeps one row per (event, model version), that is per score_id.
@@ -183,13 +198,14 @@ def write_scores(
     )
     columns = ", ".join(quote(name) for name in STORED_COLUMNS)
     sql = f"""INSERT INTO scores ({columns})
-SELECT b.event_id, {identity}, {user_key},
-       b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
-       $version, $scored_at
-FROM authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"""
+SELECT {identity}, b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold,
+       $threshold, $version, $scored_at
+FROM {source}"""
     store.connection.register("authml_score_batch", pa.table(arrays))
     try:
         store.connection.execute(delete, parameters)
+        if batch.identity is not None:  # no join, so no time range in the insert
+            parameters = {"version": model_version}
         store.connection.execute(sql, parameters | {"threshold": threshold, "scored_at": _naive(scored_at)})
     finally:
         store.connection.unregister("authml_score_batch")

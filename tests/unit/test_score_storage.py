@@ -1,5 +1,6 @@
-"""A store whose ``scores`` table was written by an earlier version (``score_id`` stored, ids
-compressed) still opens, reads and scores; the first scoring run moves it to the current layout."""
+"""How scores are stored: each row's ECS identity, read in the feature scan, is its event's; a
+store whose ``scores`` table was written by an earlier version (``score_id`` stored, ids
+compressed) still opens, reads and scores, and the first scoring run moves it to the current layout."""
 
 from __future__ import annotations
 
@@ -109,3 +110,26 @@ def test_a_store_migrated_with_rows_of_another_model_keeps_both(project):
     assert versions == {"older", model.version}
     assert all(score_id == f"{r['event_id']}:{r['model_version']}" for score_id, r in rows.items())
     assert len(rows) == 2 * len({r["event_id"] for r in rows.values()})
+
+
+def test_identity_read_with_the_features_is_the_events_own(project):
+    project_dir, model = project
+    # a window starting mid-history: the rows before it that the features read are not scored
+    outcome = run_scoring(project_dir, model, ScoreOptions(since=datetime(2025, 11, 6, 13, 17)))
+    assert outcome.events_scored > 1000
+    fields = (*IDENTITY_FIELDS, "user_key")
+    events_user_key = """coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), ''))"""
+    differing = " OR ".join(
+        f"s.{quote(f)} IS DISTINCT FROM " + (events_user_key if f == "user_key" else f"e.{quote(f)}")
+        for f in fields
+    )
+    with Store.open(project_dir, read_only=True) as store:
+        joined, differ, domains, channels = store.connection.execute(
+            f"""SELECT count(*), count(*) FILTER (WHERE {differing}),
+                       count(s."user.domain"), count(s."winlog.channel")
+                FROM scores s JOIN events e ON e._id = s.event_id"""
+        ).fetchone()
+        (earliest,) = store.connection.execute('SELECT min("@timestamp") FROM scores').fetchone()
+    assert joined == outcome.events_scored and differ == 0
+    assert domains > 0 and channels > 0  # the fields the features do not need are there too
+    assert earliest >= datetime(2025, 11, 6, 13, 17)
