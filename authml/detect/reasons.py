@@ -21,6 +21,14 @@ LOGON_TYPE_NAMES = {
     11: "cached interactive",
 }
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+EVENT_CODE_NAMES = {
+    "4624": "a logon (event 4624)",
+    "4768": "a Kerberos TGT request (event 4768)",
+    "4769": "a Kerberos service ticket (event 4769)",
+    "4776": "NTLM credential validation (event 4776)",
+}
+
 
 class RowContext:
     """What the sentences of one row need, read once from the frame."""
@@ -57,12 +65,17 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
     "rare_source_ip": lambda c: (
         f"first logon from {c.ip} for {c.user}"
         if c.v("source_ip_new_for_user")
+        else f"{c.ip} is new for {c.user} (first used within the last hour)"
+        if c.v("source_ip_new_within_1h")
         else f"{c.ip} is rare for {c.user} ({int(np.expm1(c.v('log_user_ip_events_before')))} of "
         f"{int(np.expm1(c.v('log_user_events_before')))} earlier events)"
     ),
+    "address_of_another_account": lambda c: f"{c.ip} is another account's usual address, new for {c.user}",
     "new_host": lambda c: f"first logon to {c.host} for {c.user}",
     "rare_hour": _hour,
     "outside_usual_hours": _hour,
+    "rare_weekday": lambda c: f"{WEEKDAYS[int(c.v('day_of_week')) % 7]} is a rare day for {c.user}",
+    "rare_event_code": lambda c: f"{EVENT_CODE_NAMES.get(c.code, f'event {c.code}')} is rare for {c.user}",
     "rdp_rare_for_account": lambda c: f"RDP logon is rare for {c.user}",
     "rare_logon_type": lambda c: (
         f"{LOGON_TYPE_NAMES.get(c.logon_type, f'type {c.logon_type}')} logon is rare for {c.user}"
@@ -104,6 +117,9 @@ SENTENCES: dict[str, Callable[[RowContext], str]] = {
     ),
     "new_account": lambda c: (
         f"first activity of {c.user} in {int(np.expm1(c.v('log_days_observed')))} days of logs"
+        if c.v("new_user")
+        else f"{c.user} is new: {int(np.expm1(c.v('log_user_events_before')))} earlier events in "
+        f"{int(np.expm1(c.v('log_days_observed')))} days of logs"
     ),
     "autoencoder": lambda c: f"unusual combination of features for {c.user}",
     "clusters": lambda c: f"far from {c.user}'s usual behaviour",

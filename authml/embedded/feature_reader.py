@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,6 +22,7 @@ from authml.train.feature_sql import (
     USER_HOURLY,
     USER_SOURCE_IP,
     FeatureWindow,
+    _auth_filter,
     authentication_event_codes,
     event_rows_sql,
     history_sql,
@@ -32,11 +33,16 @@ from authml.train.point_in_time import assemble_rows
 
 
 def read_raw_features(
-    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, *, with_labels: bool = False
+    connection: duckdb.DuckDBPyConnection,
+    window: FeatureWindow,
+    *,
+    with_labels: bool = False,
+    prior_counts: str | None = None,
 ) -> dict[str, np.ndarray]:
     """The columns of RAW_COLUMNS for the window's events, in time order, from a database that
-    holds the events and the feature tables (the store, or a scratch copy of a cluster's)."""
-    return read_event_rows(connection, window, with_labels=with_labels)[0]
+    holds the events and the feature tables (the store, or a scratch copy of a cluster's).
+    ``prior_counts``: see `event_rows_sql`."""
+    return read_event_rows(connection, window, with_labels=with_labels, prior_counts=prior_counts)[0]
 
 
 def read_event_rows(
@@ -44,14 +50,16 @@ def read_event_rows(
     window: FeatureWindow,
     *,
     with_labels: bool = False,
+    prior_counts: str | None = None,
     with_identity: bool = False,
 ) -> tuple[dict[str, np.ndarray], pa.Table | None]:
     """read_raw_features, and with ``with_identity`` the same rows' ECS identity as an Arrow
     table (IDENTITY_COLUMNS, named by field) from the same scan: what a score row copies."""
     codes = authentication_event_codes()
-    events = connection.sql(
-        event_rows_sql(window, codes=codes, with_labels=with_labels, with_identity=with_identity)
-    ).to_arrow_table()
+    sql = event_rows_sql(
+        window, codes=codes, with_labels=with_labels, prior_counts=prior_counts, with_identity=with_identity
+    )
+    events = connection.sql(sql).to_arrow_table()
     history = {
         name: connection.sql(sql).to_arrow_table() for name, sql in history_sql(window, codes=codes).items()
     }
@@ -117,6 +125,9 @@ class EmbeddedFeatureReader:
         return self.store.connection.execute('SELECT count(DISTINCT "user.name") FROM events').fetchone()[0]
 
 
+# Per account, source IP and event code: how many events came before a window's context hour.
+PRIOR_COUNTS = "prior_counts"
+
 # Columns of the scratch tables an Elasticsearch reader fills: exactly what read_raw_features reads.
 SCRATCH_TABLES: dict[str, dict[str, str]] = {
     "events": {
@@ -148,6 +159,7 @@ SCRATCH_TABLES: dict[str, dict[str, str]] = {
     USER_SOURCE_IP: {"user.name": "VARCHAR", "source.ip": "VARCHAR", "first_seen": "TIMESTAMP"},
     USER_HOST: {"user.name": "VARCHAR", "host.name": "VARCHAR", "first_seen": "TIMESTAMP"},
     SOURCE_IP_HOURLY: {"source.ip": "VARCHAR", "@timestamp": "TIMESTAMP", "failed_logons.users": "BIGINT"},
+    PRIOR_COUNTS: {"user_name": "VARCHAR", "source_ip": "VARCHAR", "event_code": "VARCHAR", "n": "BIGINT"},
 }
 
 
@@ -159,6 +171,7 @@ class ScratchFeatureStore:
     def __init__(self, directory: Path):
         self.path = Path(directory) / "scratch-features.duckdb"
         self.connection = duckdb.connect(str(self.path))
+        self._counted_before: datetime | None = None
         for table, columns in SCRATCH_TABLES.items():
             body = ", ".join(f"{quote(name)} {sql_type}" for name, sql_type in columns.items())
             self.connection.execute(f"CREATE TABLE {quote(table)} ({body})")
@@ -178,8 +191,40 @@ class ScratchFeatureStore:
             self.connection.unregister("authml_scratch_batch")
         return len(rows)
 
-    def read_events(self, window: FeatureWindow, *, with_labels: bool = False) -> EventFrame:
-        return build_event_frame(read_raw_features(self.connection, window, with_labels=with_labels))
+    def accounts(self, since: datetime | None = None) -> list[str]:
+        """The accounts of the loaded authentication events (at or after ``since``), sorted."""
+        filters = [_auth_filter(authentication_event_codes())]
+        parameters = []
+        if since is not None:
+            filters.append('"@timestamp" >= ?')
+            parameters.append(since.replace(tzinfo=None))
+        rows = self.connection.execute(
+            f'SELECT DISTINCT "user.name" FROM events WHERE {" AND ".join(filters)} ORDER BY 1', parameters
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def read_events(
+        self, window: FeatureWindow, *, with_labels: bool = False, prior_loaded: bool = False
+    ) -> EventFrame:
+        """The window's rows. ``prior_loaded``: the events table holds only the events from about
+        an hour before the window's start on, and the prior-count table those before the cut
+        the cluster could make (whole milliseconds); loaded events before the exact cut are
+        counted into it here, so that the split is the one the SQL makes."""
+        prior = None
+        if prior_loaded and window.start is not None:
+            if self._counted_before is not None:
+                raise ValueError("the events before the window were counted for another window already")
+            self._counted_before = window.start
+            self.connection.execute(
+                f"""INSERT INTO {quote(PRIOR_COUNTS)}
+                SELECT "user.name", "source.ip", "event.code", count(*) FROM events
+                WHERE {_auth_filter(authentication_event_codes())} AND "@timestamp" < ?
+                GROUP BY ALL""",
+                [window.start.replace(tzinfo=None) - timedelta(hours=1)],
+            )
+            prior = PRIOR_COUNTS
+        raw = read_raw_features(self.connection, window, with_labels=with_labels, prior_counts=prior)
+        return build_event_frame(raw)
 
     def close(self) -> None:
         self.connection.close()

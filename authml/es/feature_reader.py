@@ -1,7 +1,9 @@
 """Reading per-event features from an Elasticsearch cluster: the raw events and the four feature
 indices the transforms maintain, streamed with a point in time and ``search_after`` (optionally
 sliced), in batches, into an on-disk scratch database where the same SQL as in embedded mode
-computes the same rows. Nothing holds a whole index in memory.
+computes the same rows. Nothing holds a whole index in memory. For a window with a start, only
+what the window needs is read (`authml.es.window_reads`): its cost follows the window, not the
+history kept in the cluster.
 
 The request bodies are built by pure functions below and unit-tested; `ElasticsearchFeatureReader`
 is the thin part that sends them with the official client.
@@ -16,6 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from authml.ecs import get_path
+from authml.es.window_reads import (
+    ACCOUNT_BATCH,
+    COMPOSITE_PAGE,
+    _iso,
+    _iso_after,
+    account_batches,
+    context_start,
+    earliest_hour_request,
+    earliest_hour_to_add,
+    feature_reads,
+    prior_count_page,
+    prior_counts_request,
+)
 from authml.train.feature_sql import (
     SOURCE_IP_HOURLY,
     USER_HOST,
@@ -63,15 +78,19 @@ FEATURE_INDEX_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _iso(moment: datetime) -> str:
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
 def events_query(window: FeatureWindow, codes: list[str]) -> dict[str, Any]:
-    """Authentication events with an account, before the window's end (history included)."""
+    """Authentication events with an account, from an hour before the window's start (from the
+    beginning without one) to its end. Dates in the cluster have millisecond precision, so the
+    lower bound is cut to a whole millisecond: at most a millisecond of extra events, which the
+    scratch database counts as earlier ones (`ScratchFeatureStore.read_events`)."""
     filters: list[dict[str, Any]] = [{"terms": {"event.code": codes}}, {"exists": {"field": "user.name"}}]
+    bounds = {}
+    if window.start is not None:
+        bounds["gte"] = _iso(context_start(window))
     if window.end is not None:
-        filters.append({"range": {"@timestamp": {"lt": _iso(window.end)}}})
+        bounds["lt"] = _iso_after(window.end)
+    if bounds:
+        filters.append({"range": {"@timestamp": bounds}})
     return {"bool": {"filter": filters}}
 
 
@@ -122,6 +141,10 @@ def hit_row(
     return row
 
 
+def _body(response: Any) -> Any:
+    return getattr(response, "body", response)
+
+
 def next_search_after(response: dict[str, Any]) -> list[Any] | None:
     hits = response.get("hits", {}).get("hits", [])
     return hits[-1]["sort"] if hits else None
@@ -139,11 +162,15 @@ class ElasticsearchFeatureReader:
         events_index: str = DEFAULT_EVENTS_INDEX,
         slices: int = 1,
         batch_size: int = BATCH_SIZE,
+        account_batch: int = ACCOUNT_BATCH,
+        composite_page: int = COMPOSITE_PAGE,
     ):
         self.client = client
         self.events_index = events_index
         self.slices = slices
         self.batch_size = batch_size
+        self.account_batch = account_batch  # accounts per terms filter
+        self.composite_page = composite_page  # buckets per page of prior counts
 
     def iter_batches(
         self, index: str, query: dict[str, Any] | None, fields: tuple[str, ...], *, labels: bool = False
@@ -183,20 +210,60 @@ class ElasticsearchFeatureReader:
             self.client.close_point_in_time(id=pit_id)
 
     def read_events(self, window: FeatureWindow, *, with_labels: bool = False) -> EventFrame:
+        """The window's rows. Without a start, every event before its end and the whole feature
+        indices are read; with one, only what `authml.es.window_reads` describes."""
         from authml.embedded.feature_reader import ScratchFeatureStore
 
         with tempfile.TemporaryDirectory(prefix="authml-features-") as directory:
             scratch = ScratchFeatureStore(Path(directory))
             try:
-                query = events_query(window, authentication_event_codes())
+                codes = authentication_event_codes()
+                query = events_query(window, codes)
                 for batch in self.iter_batches(self.events_index, query, EVENT_FIELDS, labels=with_labels):
                     scratch.load("events", batch)
-                for index, fields in FEATURE_INDEX_FIELDS.items():
-                    for batch in self.iter_batches(index, None, fields):
-                        scratch.load(index, batch)
-                return scratch.read_events(window, with_labels=with_labels)
+                if window.start is None:
+                    for index, fields in FEATURE_INDEX_FIELDS.items():
+                        for batch in self.iter_batches(index, None, fields):
+                            scratch.load(index, batch)
+                    return scratch.read_events(window, with_labels=with_labels)
+                self.load_window_context(scratch, window, codes)
+                return scratch.read_events(window, with_labels=with_labels, prior_loaded=True)
             finally:
                 scratch.close()
+
+    def load_window_context(self, scratch: Any, window: FeatureWindow, codes: list[str]) -> None:
+        """Into a scratch store that holds the events from the window's context hour on: the
+        counts of earlier events and the feature-index rows of the accounts involved."""
+        from authml.embedded.feature_reader import PRIOR_COUNTS
+
+        window_accounts = scratch.accounts(since=window.start)
+        for accounts in account_batches(window_accounts, self.account_batch):
+            for rows in self.iter_prior_counts(window, codes, accounts):
+                scratch.load(PRIOR_COUNTS, rows)
+        reads = feature_reads(window, window_accounts, scratch.accounts(), batch=self.account_batch)
+        for index, query in reads:
+            for batch in self.iter_batches(index, query, FEATURE_INDEX_FIELDS[index]):
+                scratch.load(index, batch)
+        fields = FEATURE_INDEX_FIELDS[USER_HOURLY]
+        earliest = _body(earliest_hour_request(fields).send(self.client))
+        hit = earliest_hour_to_add(earliest, window, set(window_accounts))
+        if hit is not None:
+            scratch.load(USER_HOURLY, [hit_row(hit, fields)])
+
+    def iter_prior_counts(
+        self, window: FeatureWindow, codes: list[str], accounts: list[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of prior-count rows of ``accounts``, following the composite's ``after_key``."""
+        after = None
+        while True:
+            request = prior_counts_request(
+                window, codes, accounts, self.events_index, after=after, size=self.composite_page
+            )
+            rows, after = prior_count_page(_body(request.send(self.client)))
+            if rows:
+                yield rows
+            if after is None or len(rows) < self.composite_page:  # a short page is the last one
+                return
 
     def time_range(self) -> tuple[object, object]:
         response = self.client.search(

@@ -128,6 +128,7 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
         test.columns["host"],
         host_finding,
         test.columns["credential_target"],
+        finding=raw > 0,
     )
     runs = {"authml": (raw, subjects, _raw_threshold(combined))}
 
@@ -161,11 +162,18 @@ def run_evaluation(reader: FeatureReader, options: EvalOptions, progress=lambda 
 
 
 def _raw_threshold(combined: CombinedDetector) -> float:
-    """The raw score at which the calibrated 0-100 score reaches the model's threshold_."""
-    values = combined.total_calibrator_.values_
-    scores = combined.score_from_raw(values)
-    index = np.searchsorted(scores, combined.threshold_, side="left")
-    return float(values[min(index, len(values) - 1)])
+    """The raw score at which the calibrated 0-100 score reaches the model's threshold_ (the
+    calibration is monotone: bisection)."""
+    low, high = 0.0, 1.0
+    while combined.score_from_raw(np.array([high]))[0] < combined.threshold_ and high < 1e6:
+        low, high = high, high * 2
+    for _ in range(60):
+        middle = (low + high) / 2
+        if combined.score_from_raw(np.array([middle]))[0] < combined.threshold_:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def _top_alerts(test, combined, raw, contributions, subjects, days, labels, budget) -> list[dict[str, Any]]:

@@ -205,14 +205,24 @@ def _auth_filter(codes: list[str]) -> str:
 
 
 def event_rows_sql(
-    window: FeatureWindow, *, codes: list[str], with_labels: bool = False, with_identity: bool = False
+    window: FeatureWindow,
+    *,
+    codes: list[str],
+    with_labels: bool = False,
+    prior_counts: str | None = None,
+    with_identity: bool = False,
 ) -> str:
     """The authentication events the window's rows need, in (time, id) order: the window's own
     (``in_window``) and, before them, the hour the trailing-hour counts reach back into. Each
     with its own fields, the lookups that need no ordering (previous hour of its source, first
     sightings, days observed) and, per account, how many events came before those rows
     (``prior_*``: one grouped scan, where a running count over the whole history would sort it).
-    `authml.train.point_in_time` computes the rest. ``with_identity`` adds the ECS identity
+    `authml.train.point_in_time` computes the rest.
+
+    ``prior_counts`` names a table of (user_name, source_ip, event_code, n) that already holds
+    those earlier events' counts (rows with the same key add up), for a database that holds
+    only the events from an hour before the window on (a cluster's, read into a scratch copy);
+    without it they are counted from ``events``. ``with_identity`` adds the ECS identity
     columns of IDENTITY_COLUMNS that no feature needs."""
     tz = window.time_zone
     start, end = window.start, window.end
@@ -226,13 +236,19 @@ def event_rows_sql(
     if not with_identity:
         identity_own = identity_out = ""
     if start:
-        prior = f""",
-prior AS (
-  SELECT "user.name" AS user_name, "source.ip" AS source_ip, "event.code" AS event_code, count(*) AS n
+        window_users = f"(SELECT DISTINCT user_name FROM ev WHERE ts >= {_ts(start)})"
+        if prior_counts is None:
+            counted = f"""SELECT "user.name" AS user_name, "source.ip" AS source_ip, "event.code" AS event_code, count(*) AS n
   FROM events
   WHERE {auth_filter} AND "@timestamp" < {_ts(start)} - INTERVAL 1 HOUR
-    AND "user.name" IN (SELECT DISTINCT user_name FROM ev WHERE ts >= {_ts(start)})
-  GROUP BY ALL
+    AND "user.name" IN {window_users}
+  GROUP BY ALL"""
+        else:
+            counted = f"""SELECT user_name, source_ip, event_code, n FROM {_q(prior_counts)}
+  WHERE user_name IN {window_users}"""
+        prior = f""",
+prior AS (
+  {counted}
 ),
 prior_ip AS (SELECT user_name, source_ip, sum(n) AS n FROM prior GROUP BY ALL),
 prior_code AS (SELECT user_name, event_code, sum(n) AS n FROM prior GROUP BY ALL),

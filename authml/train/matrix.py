@@ -33,6 +33,7 @@ FEATURES: dict[str, str] = {
     "log_user_ip_events_before": "log(1 + the account's earlier events from this source IP)",
     "new_user": "the account has no history before this hour",
     "source_ip_new_for_user": "the account never authenticated from this source IP before",
+    "source_ip_new_within_1h": "the account's first event from this source IP lies in the trailing hour",
     "host_new_for_user": "the account never authenticated to this host before",
     "hour_share_before": "smoothed share of the account's past events in this hour of day",
     "logon_type_share_before": "share of the account's past logons with this logon type",
@@ -133,7 +134,11 @@ def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
     return (part + SHARE_PRIOR_EVENTS * prior) / (total + SHARE_PRIOR_EVENTS)
 
 
-def _first_seen_new(first_seen: np.ndarray, ts: np.ndarray, key: np.ndarray) -> np.ndarray:
+def _first_seen_new(
+    first_seen: np.ndarray, ts: np.ndarray, key: np.ndarray, within: np.timedelta64 | None = None
+) -> np.ndarray:
+    """True where the key was never seen for the account before ``ts`` (or, with ``within``, was
+    first seen less than that long before it)."""
     if np.ma.isMaskedArray(first_seen):
         seen = first_seen.filled(np.datetime64("NaT"))
     else:
@@ -141,7 +146,8 @@ def _first_seen_new(first_seen: np.ndarray, ts: np.ndarray, key: np.ndarray) -> 
     seen = seen.astype("datetime64[us]")
     has_key = key != None  # noqa: E711
     never = np.isnat(seen)
-    return has_key & (never | (seen >= ts.astype("datetime64[us]")))
+    since = ts.astype("datetime64[us]") - (within if within is not None else np.timedelta64(0, "us"))
+    return has_key & (never | (seen >= since))
 
 
 def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
@@ -174,6 +180,11 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "log_user_ip_events_before": np.log1p(_num(raw, "user_ip_events_before")),
         "new_user": new_user,
         "source_ip_new_for_user": _first_seen_new(raw["source_ip_first_seen"], ts, _text(raw, "source_ip")),
+        # an address first used minutes ago is as new for the rest of that session as for its
+        # first event: the trailing hour, like the other "recent" features
+        "source_ip_new_within_1h": _first_seen_new(
+            raw["source_ip_first_seen"], ts, _text(raw, "source_ip"), np.timedelta64(1, "h")
+        ),
         "host_new_for_user": _first_seen_new(raw["host_first_seen"], ts, _text(raw, "host_name")),
         "hour_share_before": _share(_num(raw, "hour_weight_before"), user_before, 1 / 24),
         "logon_type_share_before": np.where(

@@ -81,12 +81,15 @@ def alert_subjects(
     hosts: np.ndarray | None = None,
     host_finding: np.ndarray | None = None,
     credential_targets: np.ndarray | None = None,
+    finding: np.ndarray | None = None,
 ) -> np.ndarray:
     """The subject of each event's alert. Where any event of a source IP on a day has a source
     finding (spray, failures from one address), every event of that IP on that day belongs to the
     source's alert: one incident, not one alert per sprayed account. Failures without a source
     address that spread over many accounts on one host (NTLM checks at a DC) belong to that
-    host's alert. Otherwise the account. An account whose credentials another account used
+    host's alert, and an address-less event with any ``finding`` (the DC's check of the one
+    password that worked) of an account a source alert holds that day joins that alert.
+    Otherwise the account. An account whose credentials another account used
     explicitly (run-as, event 4648) that day shares the user's alert: one incident."""
     by_user = np.char.add("account:", np.where(users == None, "", users).astype(str))  # noqa: E711
     if source_strength is None:
@@ -100,15 +103,19 @@ def alert_subjects(
     subjects = np.where(in_source_alert, by_source, by_user)
     if hosts is not None and host_finding is not None:
         # A failure without an address joins the source alert that already holds its account
-        # that day (the DC's NTLM check of a sprayed password), else its host's alert.
+        # that day (the DC's NTLM check of a sprayed password), else its host's alert; so does
+        # an address-less success with a finding (the check of the password that worked).
         user_day = np.char.add(np.char.add(by_user, "|"), days.astype(str))
-        holder = dict(
-            zip(user_day[in_source_alert].tolist(), by_source[in_source_alert].tolist(), strict=True)
-        )
+        # an account in several source alerts that day (its own workstation's typos, and the
+        # sprayer) is held by the one with the strongest source finding: later entries win
+        held = np.flatnonzero(in_source_alert)
+        held = held[np.argsort(source_strength[held], kind="stable")]
+        holder = dict(zip(user_day[held].tolist(), by_source[held].tolist(), strict=True))
         joined = np.array([holder.get(key, "") for key in user_day.tolist()], dtype=object)
         by_host = np.char.add("host:", np.where(hosts == None, "", hosts).astype(str))  # noqa: E711
-        attach = host_finding & ~has_ip
-        subjects = np.where(attach & (joined != ""), joined, np.where(attach, by_host, subjects)).astype(str)
+        to_holder = ~has_ip & (joined != "") & (host_finding if finding is None else host_finding | finding)
+        to_host = host_finding & ~has_ip & (joined == "")
+        subjects = np.where(to_holder, joined, np.where(to_host, by_host, subjects)).astype(str)
     if credential_targets is not None:
         subjects = _merge_credential_targets(subjects, credential_targets, days)
     return subjects

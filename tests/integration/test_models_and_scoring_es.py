@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ from click.testing import CliRunner
 from authml.cli import cli
 from authml.detect.combined import CombinedDetector
 from authml.embedded.feature_reader import EmbeddedFeatureReader
+from authml.es.feature_reader import ElasticsearchFeatureReader
 from authml.es.model_registry import REGISTRY_INDEX, ElasticsearchModelRegistry
 from authml.es.score_source import CHECKPOINT_FILE, feature_transforms
-from authml.train.feature_sql import FeatureWindow
+from authml.es.window_reads import _iso
+from authml.train.feature_sql import FeatureWindow, authentication_event_codes
 from authml.train.registry import build_artifact, detector_from_artifact
 from tests.unit.score_project import invoke
 from tests.unit.train_store import benign_history, build_feature_tables, write_events
@@ -122,6 +125,56 @@ def _wait_for_features(client, newest_ingested_ms: int) -> None:
     raise AssertionError(f"the feature transforms did not pass event.ingested {newest_ingested_ms} in time")
 
 
+class HitCountingClient:
+    """The client, counting the hits its searches return per concrete index."""
+
+    def __init__(self, client):
+        self.client = client
+        self.hits: Counter[str] = Counter()
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def search(self, **kwargs):
+        response = self.client.search(**kwargs)
+        self.hits.update(hit["_index"] for hit in response["hits"]["hits"])
+        return response
+
+
+def _auth_events(client, since: datetime | None, until: datetime | None) -> int:
+    bounds = {**({"gte": _iso(since)} if since else {}), **({"lt": _iso(until)} if until else {})}
+    filters = [{"terms": {"event.code": authentication_event_codes()}}, {"exists": {"field": "user.name"}}]
+    query = {"bool": {"filter": [*filters, {"range": {"@timestamp": bounds}}]}}
+    return client.count(index=EVENTS_INDEX, query=query)["count"]
+
+
+def _assert_window_reads_cost_the_window(client) -> None:
+    """A window that starts mid-history reads the window's events and the hour before it, and
+    gives every event the row the whole history gives it."""
+    whole = ElasticsearchFeatureReader(client, events_index=EVENTS_INDEX).read_events(FeatureWindow())
+    first, last = (
+        t.astype("datetime64[us]").item() for t in (whole.columns["ts"].min(), whole.columns["ts"].max())
+    )
+    middle = (first + (last - first) / 2).replace(minute=17, second=0, microsecond=0)
+    for window in (FeatureWindow(start=middle), FeatureWindow(start=middle, end=middle + timedelta(hours=1))):
+        counting = HitCountingClient(client)
+        part = ElasticsearchFeatureReader(counting, events_index=EVENTS_INDEX, account_batch=4).read_events(
+            window
+        )
+        ts = whole.columns["ts"].astype("datetime64[us]")
+        inside = ts >= np.datetime64(window.start)
+        if window.end is not None:
+            inside &= ts < np.datetime64(window.end)
+        expected = whole.take(np.flatnonzero(inside))
+        assert len(part) == len(expected) > 0, window
+        for name, values in expected.columns.items():
+            np.testing.assert_array_equal(part.columns[name], values, err_msg=name)
+        np.testing.assert_allclose(part.matrix, expected.matrix, rtol=1e-6)
+        fetched = counting.hits[EVENTS_INDEX]
+        assert fetched == _auth_events(client, window.start - timedelta(hours=1), window.end)
+        assert fetched < _auth_events(client, None, window.end) / 2, "the history is counted, not read"
+
+
 def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_options):
     generated = (
         tmp_path / "generated"
@@ -143,6 +196,7 @@ def test_score_from_the_cluster_with_the_registry_model(tmp_path, applied, es_op
     applied.indices.refresh(index=EVENTS_INDEX)
     newest = applied.search(index=EVENTS_INDEX, size=0, aggs={"n": {"max": {"field": "event.ingested"}}})
     _wait_for_features(applied, int(newest["aggregations"]["n"]["value"]))
+    _assert_window_reads_cost_the_window(applied)
 
     trainer = tmp_path / "trainer"
     trained = json.loads(

@@ -1,13 +1,18 @@
 """Test helper: an in-memory stand-in for the part of Elasticsearch that `authml score --engine
-elasticsearch` uses: point-in-time searches and plain searches that evaluate the filters authml
-sends (terms, exists, range on dates), min/max aggregations, transform stats, and the registry
-index's document APIs (through ``DocumentStore``). It is a test double, not Elasticsearch: the
-integration tier runs the same flows against a real cluster."""
+elasticsearch` and the feature reader use: point-in-time searches (sliced) and plain searches
+that evaluate the filters authml sends (terms, exists, range on dates), min/max and composite
+``terms`` aggregations (exact counts, ``missing_bucket``, ``after`` paging), a sort on one field,
+transform stats, and the registry index's document APIs (through ``DocumentStore``). It is a
+test double, not Elasticsearch: the integration tier runs the same flows against a real cluster.
+Known simplifications: composite keys are ordered as strings (an ip field sorts by its bytes in
+Elasticsearch), and dates keep the precision of the document (the cluster keeps milliseconds)."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,6 +123,54 @@ def matches(source: dict[str, Any], query: dict[str, Any] | None) -> bool:
     return True
 
 
+def _millis(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _values(source: dict[str, Any], field: str) -> list[Any]:
+    """A field's values as an aggregation sees them: none when missing, each one of an array."""
+    value = get_path(source, field)
+    if value is None:
+        return []
+    return [str(v) for v in value if v is not None] if isinstance(value, list) else [str(value)]
+
+
+def composite(sources_list: list[dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
+    """A composite aggregation of ``terms`` sources over the matching documents' sources: one
+    bucket per distinct key (a document with several values in a field counts once in each), in
+    ascending key order with the missing bucket first, ``size`` buckets after ``after``."""
+    names, fields, missing = [], [], []
+    for entry in spec["sources"]:
+        ((name, source),) = entry.items()
+        ((kind, options),) = source.items()
+        assert kind == "terms", f"the fake cluster does not build {kind} composite sources"
+        names.append(name)
+        fields.append(options["field"])
+        missing.append(bool(options.get("missing_bucket", False)))
+    counts: Counter[tuple] = Counter()
+    for document in sources_list:
+        per_field = []
+        for field, keep_missing in zip(fields, missing, strict=True):
+            values = _values(document, field) or ([None] if keep_missing else [])
+            per_field.append(sorted(set(values), key=_order))
+        for key in itertools.product(*per_field):
+            counts[key] += 1
+    ordered = sorted(counts, key=lambda key: tuple(_order(v) for v in key))
+    if "after" in spec:
+        after = tuple(_order(spec["after"][name]) for name in names)
+        ordered = [key for key in ordered if tuple(_order(v) for v in key) > after]
+    page = ordered[: spec.get("size", 10)]
+    buckets = [{"key": dict(zip(names, key, strict=True)), "doc_count": counts[key]} for key in page]
+    result: dict[str, Any] = {"buckets": buckets}
+    if buckets:
+        result["after_key"] = buckets[-1]["key"]
+    return result
+
+
+def _order(value: Any) -> tuple[int, str]:
+    return (0, "") if value is None else (1, str(value))
+
+
 class FakeCluster:
     def __init__(self, documents: dict[str, list[dict]], transforms: list[str], bound: datetime):
         self.documents = documents
@@ -126,6 +179,8 @@ class FakeCluster:
         self.open_pits: dict[str, str] = {}
         self.registry = DocumentStore(REGISTRY_INDEX)
         self.requests: list[str] = []
+        self.hits_served: Counter[str] = Counter()  # documents returned per index, as hits
+        self.searches = 0
 
     # point in time
     def open_point_in_time(self, index, keep_alive, ignore_unavailable):
@@ -137,9 +192,16 @@ class FakeCluster:
         del self.open_pits[id]
 
     def search(self, pit, size, search_after=None, slice=None, query=None, **_):
-        docs = [d for d in self.documents[self.open_pits[pit["id"]]] if matches(d["_source"], query)]
+        self.searches += 1
+        index = self.open_pits[pit["id"]]
+        docs = [
+            d
+            for position, d in enumerate(self.documents[index])
+            if (slice is None or position % slice["max"] == slice["id"]) and matches(d["_source"], query)
+        ]
         start = search_after[0] + 1 if search_after else 0
         page = docs[start : start + size]
+        self.hits_served[index] += len(page)
         return {
             "pit_id": pit["id"],
             "hits": {"hits": [{**d, "sort": [start + i]} for i, d in enumerate(page)]},
@@ -164,20 +226,50 @@ class FakeCluster:
             }
         index, api = path.strip("/").split("/")
         assert api == "_search" and method == "POST", path
-        docs = [d["_source"] for d in self.documents[index] if matches(d["_source"], body["query"])]
-        times = [_moment(get_path(d, "@timestamp")) for d in docs]
+        self.searches += 1
+        hits = [d for d in self.documents.get(index, []) if matches(d["_source"], body.get("query"))]
+        docs = [d["_source"] for d in hits]
         aggregations = {}
         for name, agg in body.get("aggs", {}).items():
             ((kind, spec),) = agg.items()
-            assert spec["field"] == "@timestamp"
+            if kind == "composite":
+                aggregations[name] = composite(docs, spec)
+                continue
+            assert kind in ("min", "max") and spec["field"] == "@timestamp", agg
+            times = [_moment(get_path(d, "@timestamp")) for d in docs]
             chosen = (min if kind == "min" else max)(times, default=None)
             aggregations[name] = {
                 "value": None if chosen is None else chosen.replace(tzinfo=UTC).timestamp() * 1000
             }
+        page = self._sorted_page(hits, body)
+        self.hits_served[index] += len(page)
         return {
-            "hits": {"total": {"value": len(docs), "relation": "eq"}, "hits": []},
+            "hits": {"total": {"value": len(docs), "relation": "eq"}, "hits": page},
             "aggregations": aggregations,
         }
+
+    @staticmethod
+    def _sorted_page(hits: list[dict], body: dict) -> list[dict]:
+        """The first ``size`` hits (10 by default), sorted on one date field when asked, with the
+        sort value in epoch milliseconds and ``_source`` limited to the fields asked for."""
+        size = body.get("size", 10)
+        if not size:
+            return []
+        sort_values: list[list] = [[] for _ in hits]
+        for clause in body.get("sort", []):
+            ((field, order),) = clause.items()
+            keyed = [(_moment(get_path(h["_source"], field)), i) for i, h in enumerate(hits)]
+            present = sorted((k for k in keyed if k[0] is not None), reverse=order == "desc")
+            hits = [hits[i] for _, i in present] + [hits[i] for m, i in keyed if m is None]
+            sort_values = [[_millis(m)] for m, _ in present] + [[None] for m, _ in keyed if m is None]
+        wanted = body.get("_source")
+        page = []
+        for hit, sort in list(zip(hits, sort_values, strict=True))[:size]:
+            source = hit["_source"]
+            if isinstance(wanted, list):
+                source = {f: get_path(source, f) for f in wanted if get_path(source, f) is not None}
+            page.append({**hit, "_source": source, **({"sort": sort} if sort else {})})
+        return page
 
 
 def documents_from_store(store, events_index: str = "events") -> dict[str, list[dict]]:

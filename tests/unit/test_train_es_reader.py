@@ -11,7 +11,6 @@ import pytest
 from authml.embedded.feature_reader import EmbeddedFeatureReader
 from authml.es.feature_reader import (
     EVENT_FIELDS,
-    FEATURE_INDEX_FIELDS,
     ElasticsearchFeatureReader,
     events_query,
     hit_row,
@@ -19,6 +18,7 @@ from authml.es.feature_reader import (
     search_body,
 )
 from authml.train.feature_sql import FeatureWindow
+from tests.unit.es_fake_cluster import FakeCluster, documents_from_store
 from tests.unit.train_store import benign_history, build_feature_tables, logon, write_events
 
 
@@ -41,12 +41,16 @@ def test_search_body_pages_a_point_in_time_in_shard_doc_order():
         search_body("pit-1", query=None, fields=(), slice_id=4, slices=4)
 
 
-def test_events_query_bounds_the_end_only():
-    query = events_query(FeatureWindow(start=datetime(2024, 1, 1), end=datetime(2024, 2, 1)), ["4624"])
-    filters = query["bool"]["filter"]
+def test_events_query_reads_from_an_hour_before_the_start_to_the_end():
+    window = FeatureWindow(start=datetime(2024, 1, 1), end=datetime(2024, 2, 1, 0, 0, 0, 1500))
+    filters = events_query(window, ["4624"])["bool"]["filter"]
     assert {"terms": {"event.code": ["4624"]}} in filters
-    assert {"range": {"@timestamp": {"lt": "2024-02-01T00:00:00.000Z"}}} in filters
-    assert not any("gte" in str(f) for f in filters), "history before the start is context and must be read"
+    # the end rounded up to the cluster's whole milliseconds (the SQL cuts at the exact end)
+    bounds = {"gte": "2023-12-31T23:00:00.000Z", "lt": "2024-02-01T00:00:00.002Z"}
+    assert {"range": {"@timestamp": bounds}} in filters
+    unbounded = events_query(FeatureWindow(end=datetime(2024, 2, 1)), ["4624"])["bool"]["filter"]
+    assert {"range": {"@timestamp": {"lt": "2024-02-01T00:00:00.000Z"}}} in unbounded
+    assert len(events_query(FeatureWindow(), ["4624"])["bool"]["filter"]) == 2, "no time bound at all"
 
 
 def test_hit_row_reads_nested_and_dotted_sources():
@@ -66,62 +70,6 @@ def test_hit_row_reads_nested_and_dotted_sources():
     assert next_search_after({"hits": {"hits": []}}) is None
 
 
-class FakeCluster:
-    """Serves documents per index through the point-in-time API, one page at a time."""
-
-    def __init__(self, documents: dict[str, list[dict]]):
-        self.documents = documents
-        self.open_pits: dict[str, str] = {}
-        self.searches = 0
-
-    def open_point_in_time(self, index, keep_alive, ignore_unavailable):
-        pit_id = f"pit-{len(self.open_pits)}-{index}"
-        self.open_pits[pit_id] = index
-        return {"id": pit_id}
-
-    def close_point_in_time(self, id):
-        del self.open_pits[id]
-
-    def search(self, pit, size, search_after=None, slice=None, **_):
-        self.searches += 1
-        docs = self.documents[self.open_pits[pit["id"]]]
-        if slice:
-            docs = [d for i, d in enumerate(docs) if i % slice["max"] == slice["id"]]
-        start = search_after[0] + 1 if search_after else 0
-        page = docs[start : start + size]
-        return {
-            "pit_id": pit["id"],
-            "hits": {"hits": [{**d, "sort": [start + i]} for i, d in enumerate(page)]},
-        }
-
-
-def _es_documents(store) -> dict[str, list[dict]]:
-    """The store's events and feature tables as the documents a cluster would hold."""
-    connection = store.connection
-    documents = {}
-    events = connection.execute("SELECT _id, document FROM events").fetchall()
-    import json
-
-    documents["events"] = [{"_id": i, "_source": json.loads(doc)} for i, doc in events]
-    for index, fields in FEATURE_INDEX_FIELDS.items():
-        names = ", ".join(f'"{f}"' for f in fields)
-        rows = connection.execute(f'SELECT _id, {names} FROM "{index}"').fetchall()
-        docs = []
-        for _id, *values in rows:
-            source = {}
-            for field, value in zip(fields, values, strict=True):
-                if isinstance(value, datetime):
-                    value = (
-                        int(value.timestamp() * 1000) if field == "@timestamp" else value.isoformat() + "Z"
-                    )
-                elif isinstance(value, str) and value.startswith("{"):
-                    value = json.loads(value)
-                source[field] = value
-            docs.append({"_id": _id, "_source": source})
-        documents[index] = docs
-    return documents
-
-
 @pytest.mark.parametrize("slices", [1, 3])
 def test_same_rows_as_the_embedded_reader(project_dir, slices):
     docs = benign_history(4, 8, seed=5)
@@ -132,8 +80,8 @@ def test_same_rows_as_the_embedded_reader(project_dir, slices):
     build_feature_tables(store)
     window = FeatureWindow(start=datetime(2024, 3, 7))
     embedded = EmbeddedFeatureReader(store).read_events(window)
-    documents = _es_documents(store)
-    cluster = FakeCluster(documents)
+    documents = documents_from_store(store)
+    cluster = FakeCluster(documents, [], datetime(2024, 4, 1))
     reader = ElasticsearchFeatureReader(cluster, events_index="events", slices=slices, batch_size=50)
     remote = reader.read_events(window)
     assert len(remote) == len(embedded) > 0

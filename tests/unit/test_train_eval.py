@@ -134,3 +134,30 @@ def test_eval_without_labels_is_a_benign_only_run(tmp_path):
     assert figures["scenarios"] == {}
     assert set(figures["benign"]) == {"authml", "baseline_autoencoder", "baseline_kmeans"}
     assert figures["benign"]["authml"]["user_days"] > 0
+
+
+def test_an_address_less_failure_joins_the_strongest_source_alert_of_its_account():
+    """Carol's own workstation had two typos (a weak source finding) and a sprayer failed her
+    (a strong one): the DC's address-less check of the sprayed password joins the sprayer."""
+    users = np.array(["carol", "carol", "carol"], dtype=object)
+    ips = np.array(["10.6.6.6", "10.0.0.7", None], dtype=object)
+    days = np.array(["d1"] * 3)
+    strength = np.array([9.0, 1.0, 0.0])
+    host_finding = np.array([False, False, True])
+    hosts = np.array(["dc01"] * 3, dtype=object)
+    for order in ([0, 1, 2], [1, 0, 2]):
+        subjects = alert_subjects(users[order], ips[order], days, strength[order], hosts, host_finding[order])
+        assert subjects[order.index(2)] == "source:10.6.6.6"
+
+
+def test_the_check_of_the_password_that_worked_joins_the_sprayers_alert():
+    users = np.array(["carol", "carol", "carol"], dtype=object)
+    ips = np.array(["10.6.6.6", None, None], dtype=object)
+    days = np.array(["d1"] * 3)
+    hosts = np.array(["dc01"] * 3, dtype=object)
+    no_host_finding = np.zeros(3, dtype=bool)
+    finding = np.array([True, True, False])  # the success validated at the DC has a finding
+    subjects = alert_subjects(
+        users, ips, days, np.array([9.0, 0.0, 0.0]), hosts, no_host_finding, finding=finding
+    )
+    assert subjects.tolist() == ["source:10.6.6.6", "source:10.6.6.6", "account:carol"]
