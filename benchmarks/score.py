@@ -91,7 +91,7 @@ def _bare_inference(project: Path, model, window) -> float:
 def measure(project: Path) -> dict:
     import numpy as np
 
-    from authml.embedded.feature_reader import identity_table
+    from authml.embedded.feature_reader import identity_table, in_time_order
     from authml.embedded.scores import ScoreBatch, create_score_tables, update_user_risk, write_scores
     from authml.embedded.store import Store
     from authml.score.model import load_current_model
@@ -124,7 +124,11 @@ def measure(project: Path) -> dict:
         create_score_tables(store)
         connection = store.connection
         clock = time.perf_counter()
-        events = connection.sql(event_rows_sql(window, codes=codes, with_identity=True)).to_arrow_table()
+        events = in_time_order(
+            connection.sql(
+                event_rows_sql(window, codes=codes, with_identity=True, ordered=False)
+            ).to_arrow_table()
+        )
         history = {
             name: connection.sql(sql).to_arrow_table()
             for name, sql in history_sql(window, codes=codes).items()

@@ -211,6 +211,7 @@ def event_rows_sql(
     with_labels: bool = False,
     prior_counts: str | None = None,
     with_identity: bool = False,
+    ordered: bool = True,
 ) -> str:
     """The authentication events the window's rows need, in (time, id) order: the window's own
     (``in_window``) and, before them, the hour the trailing-hour counts reach back into. Each
@@ -223,7 +224,8 @@ def event_rows_sql(
     those earlier events' counts (rows with the same key add up), for a database that holds
     only the events from an hour before the window on (a cluster's, read into a scratch copy);
     without it they are counted from ``events``. ``with_identity`` adds the ECS identity
-    columns of IDENTITY_COLUMNS that no feature needs."""
+    columns of IDENTITY_COLUMNS that no feature needs. ``ordered=False`` leaves the (time, id)
+    order to the caller (`authml.embedded.feature_reader.in_time_order`)."""
     tz = window.time_zone
     start, end = window.start, window.end
     auth_filter = _auth_filter(codes)
@@ -298,7 +300,7 @@ FROM ev
 LEFT JOIN {sih} sp ON sp.{_q("source.ip")} = ev.source_ip AND sp.{_q("@timestamp")} = ev.bucket - INTERVAL 1 HOUR
 LEFT JOIN {usi} ui ON ui.{_q("user.name")} = ev.user_name AND ui.{_q("source.ip")} = ev.source_ip
 LEFT JOIN {uho} uo ON uo.{_q("user.name")} = ev.user_name AND uo.{_q("host.name")} = ev.host_name
-ORDER BY ev.ts, ev._id
+{"ORDER BY ev.ts, ev._id" if ordered else ""}
 """
 
 
