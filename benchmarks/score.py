@@ -4,7 +4,8 @@ Builds (or reuses, with --project) a store of generated events through the real 
 (generate, ingest, features build, train on the first three days), then measures on the same events:
 
 - pipeline: `run_scoring` end to end, as `authml score` runs it: the per-event feature SQL over the
-  store and feature tables, the model, reasons, the upsert into `scores`, the per-account risk;
+  store and feature tables (with the score rows' ECS identity), the model, reasons, the replace
+  of the window's rows in `scores`, the per-account risk;
 - bare inference: `CombinedDetector.score` on the same feature matrix, already in memory;
 - the periodic case: `authml score` over the newest hour and the newest day of the same store,
   whose scores then hold the whole history (the cost must follow the window, not the store);
@@ -90,6 +91,7 @@ def _bare_inference(project: Path, model, window) -> float:
 def measure(project: Path) -> dict:
     import numpy as np
 
+    from authml.embedded.feature_reader import identity_table, in_time_order
     from authml.embedded.scores import ScoreBatch, create_score_tables, update_user_risk, write_scores
     from authml.embedded.store import Store
     from authml.score.model import load_current_model
@@ -122,7 +124,11 @@ def measure(project: Path) -> dict:
         create_score_tables(store)
         connection = store.connection
         clock = time.perf_counter()
-        events = connection.sql(event_rows_sql(window, codes=codes)).to_arrow_table()
+        events = in_time_order(
+            connection.sql(
+                event_rows_sql(window, codes=codes, with_identity=True, ordered=False)
+            ).to_arrow_table()
+        )
         history = {
             name: connection.sql(sql).to_arrow_table()
             for name, sql in history_sql(window, codes=codes).items()
@@ -130,6 +136,7 @@ def measure(project: Path) -> dict:
         stages["feature SQL (DuckDB to Arrow)"] = time.perf_counter() - clock
         clock = time.perf_counter()
         raw = assemble_rows(events, history, LOOPBACK_ADDRESSES)
+        identity = identity_table(events)
         stages["point-in-time features (numpy)"] = time.perf_counter() - clock
         clock = time.perf_counter()
         frame = build_event_frame(raw)
@@ -154,12 +161,13 @@ def measure(project: Path) -> dict:
                 scored.detector_scores,
                 scored.reasons,
                 time_range=(times[0].item(), times[-1].item()),
+                identity=identity,
             )
             write_scores(
                 store, batch, model_version=model.version, threshold=model.threshold, scored_at=datetime.now()
             )
         connection.execute("CHECKPOINT")  # what closing the store costs after the write
-        stages["upsert scores + checkpoint"] = time.perf_counter() - clock
+        stages["write scores + checkpoint"] = time.perf_counter() - clock
         clock = time.perf_counter()
         with store.transaction():
             update_user_risk(store, model_version=model.version, window_days=7, now=datetime.now())

@@ -1,8 +1,9 @@
 """The scores and per-account risk tables of the embedded store.
 
-``scores`` holds one row per (event, model version): ``score_id`` is ``<event id>:<model version>``,
+``scores`` holds one row per (event, model version): ``score_id`` (a virtual column) is ``<event id>:<model version>``,
 so scoring the same window again with the same model replaces rows instead of adding any. The ECS
-identity of each row is copied from the ``events`` table inside the same INSERT, by event id.
+identity of each row comes from the scan that read its features, or else is copied from the
+``events`` table inside the same INSERT, by event id.
 ``user_risk`` is recomputed from ``scores`` after every run. ``score_checkpoints`` remembers the
 newest ``event.ingested`` already scored, which is what "events since the last run" means.
 """
@@ -23,22 +24,39 @@ from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.score.records import IDENTITY_FIELDS
 
-SCORES_DDL = (
-    f"""CREATE TABLE IF NOT EXISTS scores (
-  score_id VARCHAR NOT NULL,
-  event_id VARCHAR NOT NULL,
-  {quote("@timestamp")} TIMESTAMP,
-  {", ".join(f"{quote(f)} VARCHAR" for f in IDENTITY_FIELDS[1:])},
-  user_key VARCHAR,
-  score DOUBLE NOT NULL,
-  evidence DOUBLE NOT NULL,
-  detector_scores JSON NOT NULL,
-  reasons VARCHAR[] NOT NULL,
-  is_anomaly BOOLEAN NOT NULL,
-  threshold DOUBLE NOT NULL,
-  model_version VARCHAR NOT NULL,
-  scored_at TIMESTAMP NOT NULL
-)""",
+# Columns written to ``scores``, in its order. ``score_id`` is not among them: it is a virtual
+# column computed from the event id and model version when read, because a million distinct
+# strings cost a second and a half to store. The random event ids, record ids and per-row JSON
+# are stored uncompressed: they do not compress, and DuckDB's search for a compression
+# (dictionary + FSST) costs several times the write itself.
+UNCOMPRESSED = ("event_id", "winlog.record_id", "detector_scores")
+STORED_COLUMNS: dict[str, str] = {
+    "event_id": "VARCHAR NOT NULL",
+    "@timestamp": "TIMESTAMP",
+    **{field: "VARCHAR" for field in IDENTITY_FIELDS[1:]},
+    "user_key": "VARCHAR",
+    "score": "DOUBLE NOT NULL",
+    "evidence": "DOUBLE NOT NULL",
+    "detector_scores": "JSON NOT NULL",
+    "reasons": "VARCHAR[] NOT NULL",
+    "is_anomaly": "BOOLEAN NOT NULL",
+    "threshold": "DOUBLE NOT NULL",
+    "model_version": "VARCHAR NOT NULL",
+    "scored_at": "TIMESTAMP NOT NULL",
+}
+SCORE_ID_SQL = "event_id || ':' || model_version"
+
+
+def _scores_ddl(table: str) -> str:
+    columns = [f"score_id VARCHAR GENERATED ALWAYS AS ({SCORE_ID_SQL}) VIRTUAL"]
+    for name, sql_type in STORED_COLUMNS.items():
+        base, _, constraint = sql_type.partition(" ")
+        compression = " USING COMPRESSION uncompressed" if name in UNCOMPRESSED else ""
+        columns.append(f"{quote(name)} {base}{compression} {constraint}".rstrip())
+    return f"CREATE TABLE {table} (\n  " + ",\n  ".join(columns) + "\n)"
+
+
+RISK_AND_CHECKPOINT_DDL = (
     """CREATE TABLE IF NOT EXISTS user_risk (
   user_key VARCHAR PRIMARY KEY,
   "user.name" VARCHAR,
@@ -69,8 +87,34 @@ TOP_REASONS = 5
 
 
 def create_score_tables(store: Store) -> None:
-    for ddl in SCORES_DDL:
+    """Create the tables, or bring a ``scores`` table of an earlier version (a stored
+    ``score_id``, compressed ids) to the current layout. Call it inside ``store.transaction()``."""
+    if not has_score_tables(store):
+        store.connection.execute(_scores_ddl("scores"))
+    elif not _scores_layout_is_current(store):
+        _migrate_scores(store)
+    for ddl in RISK_AND_CHECKPOINT_DDL:
         store.connection.execute(ddl)
+
+
+def _scores_layout_is_current(store: Store) -> bool:
+    (generated,) = store.connection.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'scores' "
+        "AND table_schema = current_schema() AND column_name = 'score_id' AND is_generated = 'ALWAYS'"
+    ).fetchone()
+    return generated > 0
+
+
+def _migrate_scores(store: Store) -> None:
+    """Copy the rows into a table of the current layout: once per store, the cost of one write
+    of its scores. Earlier stores' score ids were already ``<event id>:<model version>``."""
+    columns = ", ".join(quote(name) for name in STORED_COLUMNS)
+    connection = store.connection
+    connection.execute("DROP TABLE IF EXISTS authml_scores_migrated")
+    connection.execute(_scores_ddl("authml_scores_migrated"))
+    connection.execute(f"INSERT INTO authml_scores_migrated ({columns}) SELECT {columns} FROM scores")
+    connection.execute("DROP TABLE scores")
+    connection.execute("ALTER TABLE authml_scores_migrated RENAME TO scores")
 
 
 def has_score_tables(store: Store) -> bool:
@@ -91,6 +135,9 @@ class ScoreBatch:
     detector_scores: dict[str, Sequence[float]]  # detector name -> one value per event
     reasons: Sequence[Sequence[str]]
     time_range: tuple[datetime, datetime] | None = None
+    # The rows' ECS identity (authml.train.feature_sql.IDENTITY_COLUMNS) when the feature read
+    # selected it; without it the write joins the events table by event id to copy it.
+    identity: pa.Table | None = None
 
 
 def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
@@ -105,25 +152,18 @@ def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
 def write_scores(
     store: Store, batch: ScoreBatch, *, model_version: str, threshold: float, scored_at: datetime
 ) -> int:
-    """Replace the batch's rows (identity read from ``events``); returns rows written. Call it
-    inside ``store.transaction()`` so the delete and the insert commit together."""
+    """Replace the batch's rows (identity from ``batch.identity``, else read from ``events``);
+    returns rows written. Call it inside ``store.transaction()`` so the delete and the insert
+    commit together."""
     if not len(batch.event_ids):
         return 0
     detectors = sorted(batch.detector_scores)
     arrays = {
-        "event_id": pa.array(np.asarray(batch.event_ids, dtype=object), pa.string()),
         "score": pa.array(np.asarray(batch.scores, dtype=np.float64)),
         "reasons": _reasons_array(batch.reasons),
     }
     for index, name in enumerate(detectors):
         arrays[f"d{index}"] = pa.array(np.asarray(batch.detector_scores[name], dtype=np.float64))
-    # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
-    # (and accounts) that all reach 100.
-    evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
-    detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
-    identity = ", ".join(f"e.{quote(f)}" for f in IDENTITY_FIELDS)
-    # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
-    user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
     parameters: dict[str, Any] = {"version": model_version}
     within = ""
     if batch.time_range is not None:
@@ -131,21 +171,41 @@ def write_scores(
         # nor joined, and the zone maps of both tables skip them
         within = 'AND "@timestamp" BETWEEN $first AND $last'
         parameters |= {"first": _naive(batch.time_range[0]), "last": _naive(batch.time_range[1])}
+    if batch.identity is not None:
+        if batch.identity.num_rows != len(batch.event_ids):
+            raise ValueError(f"{batch.identity.num_rows} identity rows for {len(batch.event_ids)} scores")
+        arrays |= dict(zip(batch.identity.column_names, batch.identity.columns, strict=True))
+        identity = ", ".join(f"b.{quote(f)}" for f in ("event_id", *IDENTITY_FIELDS, "user_key"))
+        source = "authml_score_batch b"
+    else:
+        arrays["event_id"] = pa.array(np.asarray(batch.event_ids, dtype=object), pa.string())
+        # Events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key).
+        user_key = 'coalesce(e."authml.user_key", nullif(lower(trim(e."user.name")), \'\'))'
+        identity = ", ".join(["b.event_id", *(f"e.{quote(f)}" for f in IDENTITY_FIELDS), user_key])
+        source = (
+            f"authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"
+        )
+    # The detectors' nats added up: the combined score before its 0-100 cap, so it orders events
+    # (and accounts) that all reach 100.
+    evidence = " + ".join(f"b.d{i}" for i in range(len(detectors))) or "0.0"
+    detector_json = ", ".join(f"'{name}', b.d{i}" for i, name in enumerate(detectors))
     # No primary key on scores: maintaining one costs 30x the insert at a million rows. The store
     # has one writer at a time (DuckDB's file lock), so delete-then-insert in the caller's
-    # transaction keeps one row per score_id.
+    # transaction keeps one row per (event, model version), that is per score_id.
     delete = (
-        "DELETE FROM scores WHERE score_id IN "
-        f"(SELECT event_id || ':' || $version FROM authml_score_batch) {within}"
+        "DELETE FROM scores WHERE model_version = $version "
+        f"AND event_id IN (SELECT event_id FROM authml_score_batch) {within}"
     )
-    sql = f"""INSERT INTO scores
-SELECT b.event_id || ':' || $version, b.event_id, {identity}, {user_key},
-       b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold, $threshold,
-       $version, $scored_at
-FROM authml_score_batch b JOIN (SELECT * FROM events WHERE true {within}) e ON e._id = b.event_id"""
+    columns = ", ".join(quote(name) for name in STORED_COLUMNS)
+    sql = f"""INSERT INTO scores ({columns})
+SELECT {identity}, b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold,
+       $threshold, $version, $scored_at
+FROM {source}"""
     store.connection.register("authml_score_batch", pa.table(arrays))
     try:
         store.connection.execute(delete, parameters)
+        if batch.identity is not None:  # no join, so no time range in the insert
+            parameters = {"version": model_version}
         store.connection.execute(sql, parameters | {"threshold": threshold, "scored_at": _naive(scored_at)})
     finally:
         store.connection.unregister("authml_score_batch")

@@ -90,10 +90,13 @@ def run_scoring(
             model.version, window, threshold=model.threshold, mode="window" if explicit else "checkpoint"
         )
         progress(f"reading features for {_describe(window)}")
-        reader = EmbeddedFeatureReader(store) if source is None else source.feature_reader(store)
-        frame = reader.read_events(FeatureWindow(window[0], window[1], model.time_zone))
+        features = FeatureWindow(window[0], window[1], model.time_zone)
+        if source is None:  # the identity of the score rows comes from the same scan
+            frame = EmbeddedFeatureReader(store).read_events(features, with_identity=True)
+        else:
+            frame = source.feature_reader(store).read_events(features)
         # The model runs in chunks (its explanation matrix is the largest thing in memory); the
-        # scores are written in one statement, which joins the events table for identity once.
+        # scores are written in one statement.
         scores, reasons, detector_parts = [], [], []
         for start in range(0, len(frame), options.chunk_rows):
             chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
@@ -113,6 +116,7 @@ def run_scoring(
             reasons,
             # the frame's times are the store's own only when the features were read from it
             time_range=(times[0].item(), times[-1].item()) if len(frame) and source is None else None,
+            identity=frame.identity,
         )
         outcome.events_scored = len(frame)
         outcome.anomalies = int(np.sum(all_scores >= model.threshold))

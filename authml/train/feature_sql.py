@@ -53,6 +53,34 @@ LOGON_TYPE_NUMBERS = {
 LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "-", "::ffff:127.0.0.1", "0.0.0.0")
 _LOOPBACK = ", ".join(f"'{a}'" for a in LOOPBACK_ADDRESSES)
 
+# The ECS identity a score row carries (authml/score/records.py IDENTITY_FIELDS, plus the event
+# id and the account key), as columns of event_rows_sql(..., with_identity=True): field -> column.
+# Scoring reads them in the scan that reads the features instead of joining the events again.
+IDENTITY_COLUMNS = {
+    "event_id": "_id",
+    "@timestamp": "ts",
+    "user.name": "user_name",
+    "user.domain": "user.domain",
+    "source.ip": "source_ip",
+    "host.name": "host_name",
+    "event.code": "event_code",
+    "winlog.logon.type": "logon_type",
+    "winlog.computer_name": "winlog.computer_name",
+    "winlog.channel": "winlog.channel",
+    "winlog.record_id": "winlog.record_id",
+    "event.id": "event.id",
+    # events stored before authml.user_key existed fall back to the same rule (authml/ecs.py user_key)
+    "user_key": "user_key",
+}
+_IDENTITY_ONLY = {
+    "user.domain": '"user.domain"',
+    "winlog.computer_name": '"winlog.computer_name"',
+    "winlog.channel": '"winlog.channel"',
+    "winlog.record_id": '"winlog.record_id"',
+    "event.id": '"event.id"',
+    "user_key": """coalesce("authml.user_key", nullif(lower(trim("user.name")), ''))""",
+}
+
 # Raw per-event columns the query returns, in order (beyond the identity columns).
 RAW_COLUMNS = (
     "_id",
@@ -177,7 +205,13 @@ def _auth_filter(codes: list[str]) -> str:
 
 
 def event_rows_sql(
-    window: FeatureWindow, *, codes: list[str], with_labels: bool = False, prior_counts: str | None = None
+    window: FeatureWindow,
+    *,
+    codes: list[str],
+    with_labels: bool = False,
+    prior_counts: str | None = None,
+    with_identity: bool = False,
+    ordered: bool = True,
 ) -> str:
     """The authentication events the window's rows need, in (time, id) order: the window's own
     (``in_window``) and, before them, the hour the trailing-hour counts reach back into. Each
@@ -189,7 +223,9 @@ def event_rows_sql(
     ``prior_counts`` names a table of (user_name, source_ip, event_code, n) that already holds
     those earlier events' counts (rows with the same key add up), for a database that holds
     only the events from an hour before the window on (a cluster's, read into a scratch copy);
-    without it they are counted from ``events``."""
+    without it they are counted from ``events``. ``with_identity`` adds the ECS identity
+    columns of IDENTITY_COLUMNS that no feature needs. ``ordered=False`` leaves the (time, id)
+    order to the caller (`authml.embedded.feature_reader.in_time_order`)."""
     tz = window.time_zone
     start, end = window.start, window.end
     auth_filter = _auth_filter(codes)
@@ -197,6 +233,10 @@ def event_rows_sql(
     context = f'AND "@timestamp" >= {_ts(start)} - INTERVAL 1 HOUR' if start else ""
     label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
     uh, usi, uho, sih = (_q(t) for t in FEATURE_TABLES)
+    identity_own = "".join(f",\n         {sql} AS {_q(name)}" for name, sql in _IDENTITY_ONLY.items())
+    identity_out = "".join(f", ev.{_q(name)}" for name in _IDENTITY_ONLY)
+    if not with_identity:
+        identity_own = identity_out = ""
     if start:
         window_users = f"(SELECT DISTINCT user_name FROM ev WHERE ts >= {_ts(start)})"
         if prior_counts is None:
@@ -242,7 +282,7 @@ WITH ev AS (
          isodow({_local('"@timestamp"', tz)}) - 1 AS local_dow,
          {label} AS scenario,
          CASE WHEN "event.code" = '4648'
-              THEN coalesce("user.target.name", "winlog.event_data.TargetUserName") END AS credential_target
+              THEN coalesce("user.target.name", "winlog.event_data.TargetUserName") END AS credential_target{identity_own}
   FROM events
   WHERE {auth_filter} {upper} {context}
 ){prior}
@@ -254,13 +294,13 @@ SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, e
        CAST(ui.first_seen AS TIMESTAMP) AS source_ip_first_seen,
        CAST(uo.first_seen AS TIMESTAMP) AS host_first_seen,
        date_diff('hour', (SELECT min(h.{_q("@timestamp")}) FROM {uh} h), ev.bucket) AS hours_observed,
-       {prior_columns}
+       {prior_columns}{identity_out}
 FROM ev
 {prior_joins}
 LEFT JOIN {sih} sp ON sp.{_q("source.ip")} = ev.source_ip AND sp.{_q("@timestamp")} = ev.bucket - INTERVAL 1 HOUR
 LEFT JOIN {usi} ui ON ui.{_q("user.name")} = ev.user_name AND ui.{_q("source.ip")} = ev.source_ip
 LEFT JOIN {uho} uo ON uo.{_q("user.name")} = ev.user_name AND uo.{_q("host.name")} = ev.host_name
-ORDER BY ev.ts, ev._id
+{"ORDER BY ev.ts, ev._id" if ordered else ""}
 """
 
 

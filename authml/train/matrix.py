@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,8 @@ class EventFrame:
     columns: dict[str, np.ndarray]
     matrix: np.ndarray  # float32, (rows, len(FEATURE_NAMES))
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
+    # pyarrow.Table of the rows' ECS identity, when the reader selected it for scoring
+    identity: Any = None
 
     def __len__(self) -> int:
         return self.matrix.shape[0]
@@ -73,8 +76,24 @@ class EventFrame:
 
     def take(self, index: np.ndarray | slice) -> EventFrame:
         return EventFrame(
-            {k: v[index] for k, v in self.columns.items()}, self.matrix[index], self.feature_names
+            {k: v[index] for k, v in self.columns.items()},
+            self.matrix[index],
+            self.feature_names,
+            None if self.identity is None else _take_rows(self.identity, index, len(self)),
         )
+
+
+def _take_rows(table: Any, index: np.ndarray | slice, rows: int) -> Any:
+    """The same rows of an Arrow table as ``array[index]`` gives of a numpy array."""
+    if isinstance(index, slice):
+        start, stop, step = index.indices(rows)
+        if step == 1:
+            return table.slice(start, max(stop - start, 0))
+        index = np.arange(start, stop, step)
+    index = np.asarray(index)
+    if index.dtype == bool:
+        return table.filter(index)
+    return table.take(np.where(index < 0, index + rows, index))
 
 
 def _num(raw: dict[str, np.ndarray], name: str) -> np.ndarray:

@@ -222,11 +222,11 @@ def _micros(column: pa.ChunkedArray) -> np.ndarray:
     return column.to_numpy().astype("datetime64[us]").view(np.int64)
 
 
-def _column(column: pa.ChunkedArray) -> np.ndarray:
+def _column(column: pa.ChunkedArray, *, few_distinct: bool = True) -> np.ndarray:
     """A column as the reader returns it: strings as objects (None for NULL), numbers as masked
     arrays where any is NULL, times as datetime64 (NaT for NULL)."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column.to_numpy(zero_copy_only=False)
+        return _strings(column) if few_distinct else column.to_numpy(zero_copy_only=False)
     if pa.types.is_timestamp(column.type):
         return column.to_numpy().astype("datetime64[us]")
     if column.null_count:
@@ -234,6 +234,15 @@ def _column(column: pa.ChunkedArray) -> np.ndarray:
         filled = pc.fill_null(column, False if pa.types.is_boolean(column.type) else 0)
         return np.ma.masked_array(filled.to_numpy(zero_copy_only=False), mask=mask)
     return column.to_numpy()
+
+
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    """Strings as Python objects, one object per distinct value: users, hosts or codes repeat
+    over a million rows, and making a Python string per row costs more than hashing them."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    lookup = np.empty(len(encoded.dictionary) + 1, dtype=object)  # the last one stays None
+    lookup[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    return lookup[pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)]
 
 
 PASSED_THROUGH = (
@@ -341,7 +350,7 @@ def assemble_rows(
         )
 
     for name in PASSED_THROUGH:
-        out[name] = _column(events[name])
+        out[name] = _column(events[name], few_distinct=name != "_id")
     in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
     if not in_window.all():
         out = {name: values[in_window] for name, values in out.items()}

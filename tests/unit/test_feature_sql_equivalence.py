@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from authml.embedded.feature_reader import read_raw_features
+from authml.embedded.feature_reader import read_event_rows
 from authml.embedded.store import Store
 from authml.train.feature_sql import FEATURE_TABLES, RAW_COLUMNS, FeatureWindow, authentication_event_codes
 from tests.unit.feature_sql_reference import reference_features_sql
@@ -49,7 +49,11 @@ def _kind(value: object) -> str:
     return "number" if isinstance(value, int | float | Decimal) else type(value).__name__
 
 
-def assert_same_rows(connection, window: FeatureWindow, *, with_labels: bool = False) -> int:
+def assert_same_rows(
+    connection, window: FeatureWindow, *, with_labels: bool = False, with_identity: bool = False
+) -> int:
+    """``with_identity``: read as scoring reads, with the ECS identity columns selected too; the
+    features must not change, and the identity must be the same events' in the same order."""
     reference = reference_features_sql(
         window.start,
         window.end,
@@ -58,8 +62,12 @@ def assert_same_rows(connection, window: FeatureWindow, *, with_labels: bool = F
         with_labels=with_labels,
     )
     expected = connection.execute(f"SELECT {', '.join(RAW_COLUMNS)} FROM ({reference})").fetchall()
-    actual = _columns(read_raw_features(connection, window, with_labels=with_labels))
+    raw, identity = read_event_rows(connection, window, with_labels=with_labels, with_identity=with_identity)
+    actual = _columns(raw)
     assert len(actual) == len(expected), window
+    if with_identity:
+        assert identity.column("event_id").to_pylist() == [row[0] for row in expected]
+        assert identity.column("user.name").to_pylist() == [row[2] for row in expected]
     for want, got in zip(expected, actual, strict=True):
         if want != got or [_kind(w) for w in want] != [_kind(g) for g in got]:
             differing = {
@@ -113,7 +121,9 @@ def _windows(first: datetime, last: datetime) -> dict[str, FeatureWindow]:
 def test_generated_store_same_rows_as_the_reference(generated, name):
     store, first, last = generated
     window = _windows(first, last)[name]
-    rows = assert_same_rows(store.connection, window, with_labels=name == "unbounded")
+    rows = assert_same_rows(
+        store.connection, window, with_labels=name == "unbounded", with_identity=name != "unbounded"
+    )
     if name in ("nothing in it", "before everything"):
         assert rows == 0
     else:
