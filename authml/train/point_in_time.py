@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from authml.train.feature_sql import RAW_COLUMNS
+
 HOUR_US = 3_600_000_000
 
 
@@ -245,30 +247,6 @@ def _strings(column: pa.ChunkedArray) -> np.ndarray:
     return lookup[pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)]
 
 
-PASSED_THROUGH = (
-    "_id",
-    "ts",
-    "user_name",
-    "source_ip",
-    "host_name",
-    "event_code",
-    "failed",
-    "logon_type_number",
-    "logon_type",
-    "enc_type",
-    "service_name",
-    "no_preauth",
-    "local_hour",
-    "local_dow",
-    "scenario",
-    "credential_target",
-    "source_failed_users_prev_hour",
-    "source_ip_first_seen",
-    "host_first_seen",
-    "hours_observed",
-)
-
-
 def assemble_rows(
     events: pa.Table, history: dict[str, pa.Table], loopback: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
@@ -349,8 +327,10 @@ def assemble_rows(
             every_term.running_sum(counts), at, 0.0
         )
 
-    for name in PASSED_THROUGH:
-        out[name] = _column(events[name], few_distinct=name != "_id")
+    # the other columns of RAW_COLUMNS come from the event SQL as they are
+    for name in RAW_COLUMNS:
+        if name not in out:
+            out[name] = _column(events[name], few_distinct=name != "_id")
     in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
     if not in_window.all():
         out = {name: values[in_window] for name, values in out.items()}
