@@ -23,8 +23,8 @@ from authml.train.feature_sql import (
     USER_HOURLY,
     USER_SOURCE_IP,
     FeatureWindow,
-    _auth_filter,
     authentication_event_codes,
+    authentication_filter_sql,
     event_rows_sql,
     history_sql,
     missing_tables_sql,
@@ -206,7 +206,7 @@ class ScratchFeatureStore:
 
     def accounts(self, since: datetime | None = None) -> list[str]:
         """The accounts of the loaded authentication events (at or after ``since``), sorted."""
-        filters = [_auth_filter(authentication_event_codes())]
+        filters = [authentication_filter_sql(authentication_event_codes())]
         parameters = []
         if since is not None:
             filters.append('"@timestamp" >= ?')
@@ -231,7 +231,7 @@ class ScratchFeatureStore:
             self.connection.execute(
                 f"""INSERT INTO {quote(PRIOR_COUNTS)}
                 SELECT "user.name", "source.ip", "event.code", count(*) FROM events
-                WHERE {_auth_filter(authentication_event_codes())} AND "@timestamp" < ?
+                WHERE {authentication_filter_sql(authentication_event_codes())} AND "@timestamp" < ?
                 GROUP BY ALL""",
                 [window.start.replace(tzinfo=None) - timedelta(hours=1)],
             )

@@ -202,7 +202,8 @@ def _history(name: str, keys: str, columns: dict[str, str], rows: str, collapse_
 )"""
 
 
-def _auth_filter(codes: list[str]) -> str:
+def authentication_filter_sql(codes: list[str]) -> str:
+    """The SQL condition that selects the authentication events features are computed from."""
     code_list = ", ".join(_lit(code) for code in codes)
     return f'"user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list})'
 
@@ -231,7 +232,7 @@ def event_rows_sql(
     order to the caller (`authml.embedded.feature_reader.in_time_order`)."""
     tz = window.time_zone
     start, end = window.start, window.end
-    auth_filter = _auth_filter(codes)
+    auth_filter = authentication_filter_sql(codes)
     upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
     context = f'AND "@timestamp" >= {_ts(start)} - INTERVAL 1 HOUR' if start else ""
     label = "document->>'$.labels.authml_scenario'" if with_labels else "CAST(NULL AS VARCHAR)"
@@ -325,7 +326,7 @@ def history_sql(window: FeatureWindow, *, codes: list[str]) -> dict[str, str]:
         upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
         filters.append(
             f'h.{_q("user.name")} IN (SELECT DISTINCT "user.name" FROM events '
-            f'WHERE {_auth_filter(codes)} AND "@timestamp" >= {_ts(start)} {upper})'
+            f'WHERE {authentication_filter_sql(codes)} AND "@timestamp" >= {_ts(start)} {upper})'
         )
     where = f"WHERE {' AND '.join(filters)}" if filters else ""
     collapse_before = f"date_trunc('hour', {_ts(start)})" if start else None
