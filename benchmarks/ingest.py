@@ -2,7 +2,8 @@
 
 EVTX: authml's ingest (read, normalise to ECS, store) over every file in ../shared/data/evtx,
 against the bare `evtx` parser reading the same files. NDJSON: `authml ingest` of generated events
-(1 million by default) against reading and JSON-decoding the same lines. Each measurement runs in
+(1 million by default) against reading and JSON-decoding the same lines, both with the columnar NDJSON path (the default)
+and with every record read in Python (--no-columnar). Each measurement runs in
 its own process, so peak RSS (ru_maxrss) is that measurement's alone.
 
     python benchmarks/ingest.py [--events 1000000] [--evtx-passes 20]
@@ -44,7 +45,7 @@ def worker_bare_evtx(files: list[Path], passes: int) -> dict:
     return {"records": records, "seconds": time.perf_counter() - started}
 
 
-def worker_authml(files: list[Path], passes: int, fmt: str | None) -> dict:
+def worker_authml(files: list[Path], passes: int, fmt: str | None, columnar: bool = True) -> dict:
     from authml.embedded.sink import EmbeddedSink
     from authml.embedded.store import Store
     from authml.ingest import DeadLetterFile, IngestOptions, ingest_file
@@ -58,7 +59,9 @@ def worker_authml(files: list[Path], passes: int, fmt: str | None) -> dict:
                 letters = DeadLetterFile(project / "dead.ndjson")
                 sink = EmbeddedSink(store)
                 for path in files:
-                    records += ingest_file(path, sink, letters, IngestOptions(format=fmt)).read
+                    records += ingest_file(
+                        path, sink, letters, IngestOptions(format=fmt, columnar=columnar)
+                    ).read
                 sink.flush()
                 letters.close()
             shutil.rmtree(project)
@@ -109,6 +112,7 @@ def main() -> None:
             "authml-evtx": lambda: worker_authml(files, int(passes), "evtx"),
             "bare-ndjson": lambda: worker_bare_ndjson(files),
             "authml-ndjson": lambda: worker_authml(files, int(passes), "ndjson"),
+            "authml-ndjson-python": lambda: worker_authml(files, int(passes), "ndjson", columnar=False),
         }[kind]()
         figures["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(figures))
@@ -152,10 +156,13 @@ def main() -> None:
                 str(p) for p in out.glob("*.ndjson*") if not p.name.startswith(("labels", "scenario"))
             )
             bare = run_worker("bare-ndjson", "1", *files)
+            python = run_worker("authml-ndjson-python", "1", *files)
             ours = run_worker("authml-ndjson", "1", *files)
             print(f"NDJSON: {users} users x 30 days")
             print(line("orjson decode of the lines", bare))
-            print(line("authml ingest (ndjson)", ours, bare))
+            print(line("authml ingest --no-columnar", python, bare))
+            print(line("authml ingest (columnar)", ours, bare))
+            print(f"columnar / --no-columnar: {python['seconds'] / ours['seconds']:.1f}x faster")
             shutil.rmtree(out)
 
 

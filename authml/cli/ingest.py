@@ -37,7 +37,8 @@ from authml.sources import FORMATS
     type=click.IntRange(1, 100_000),
     default=5000,
     show_default=True,
-    help="Records per transaction.",
+    help="Records read and prepared per batch (EVTX, Splunk, and NDJSON with --no-columnar); "
+    "batches are committed together about every 131,000 records.",
 )
 @click.option(
     "--columnar/--no-columnar",
@@ -95,7 +96,7 @@ def ingest(
     dead_letters = DeadLetterFile(project_dir / "dead-letters" / f"{run}.ndjson")
     summaries: list[FileSummary] = []
     progress = Progress(len(files))
-    with _open_sink(project_dir, to_elasticsearch, es_index, es_options, batch_size) as (sink, store):
+    with _open_sink(project_dir, to_elasticsearch, es_index, es_options) as (sink, store):
         try:
             for path in files:
                 progress.start_file(path.name)
@@ -121,7 +122,7 @@ def ingest(
 
 
 @contextmanager
-def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_options, batch_size: int):
+def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_options):
     """(sink, store): the embedded store, or an Elasticsearch index (store is then None)."""
     if to_elasticsearch:
         from authml.es.client import cluster_errors, connect
@@ -134,7 +135,7 @@ def _open_sink(project_dir: Path, to_elasticsearch: bool, es_index: str, es_opti
     from authml.embedded.store import Store
 
     with Store.open(project_dir, create=True) as store:
-        sink = EmbeddedSink(store, commit_rows=batch_size)
+        sink = EmbeddedSink(store)
         try:
             yield sink, store
         finally:

@@ -11,7 +11,7 @@ import duckdb
 from authml.embedded.ndjson_columnar import BlockOutcome, PythonPath, load_block
 from authml.embedded.store import DeadLetter, Store, StoredEvent
 from authml.errors import StoreError
-from authml.ingest import BATCH_SIZE, BatchOutcome
+from authml.ingest import BatchOutcome
 from authml.sources.ndjson import LineBlock
 
 # DuckDB's memory during an ingest: a fixed budget for caching and the data awaiting a checkpoint,
@@ -20,16 +20,22 @@ from authml.sources.ndjson import LineBlock
 # ingest's memory grew with the size of the file being read.
 BASE_MEMORY_MB = 512
 INDEX_BYTES_PER_EVENT = 256
+# Rows per commit. Once a transaction's new rows fill a row group (122,880 rows), DuckDB writes them
+# straight into the database file; smaller commits go through the write-ahead log, and every
+# checkpoint that copies them out also rewrites the primary-key index, which grows with the store.
+# Measured on 900,000 events: committed every 25,000 rows 86.6 s (slower with each checkpoint),
+# every 150,000 rows 31.5 s (flat).
+COMMIT_ROWS = 131_072
 
 
 class EmbeddedSink:
     """Writes batches into the DuckDB store, dead letters in the same transaction as their events.
 
-    Small batches (the tail of each file in a folder of small EVTX files) share a transaction
-    until ``commit_rows`` records are pending, since a commit costs far more than a small insert.
-    A process killed before a commit loses only uncommitted batches, which a re-run stores."""
+    Batches share a transaction until ``commit_rows`` records are pending, since a commit costs far
+    more than an insert (see COMMIT_ROWS). A process killed before a commit loses only uncommitted
+    batches, which a re-run stores."""
 
-    def __init__(self, store: Store, commit_rows: int = BATCH_SIZE):
+    def __init__(self, store: Store, commit_rows: int = COMMIT_ROWS):
         self.store = store
         self.commit_rows = commit_rows
         self._pending_rows = 0

@@ -62,7 +62,8 @@ COLUMNAR = [
 ]
 # Records left to the Python path, which stores or dead-letters each as it always did.
 PYTHON = [
-    line({**auth_event(20), "user.name": "bob"}),
+    line({**auth_event(20), "user.name": "bob"}),  # stored: the last line, plain, has the same id
+    line({**auth_event(1), "user.name": "eve"}),  # a duplicate: the first line has the same id
     line(variant(21, source__port=445.0)),
     line(variant(22, user__domain='say "hi"')),
     json.dumps(variant(23, host__name="Zürich")).encode() + b"\n",  # \u escapes
