@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import duckdb
 
 from authml.embedded.duck import prepare
 from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window, update_states
@@ -73,6 +75,10 @@ LAYOUT = {
     "feature_checkpoint_tail": TAIL_LAYOUT,
 }
 MAX_INLINE_TERMS = 5000
+# An incremental run reading at most this many new events runs on one DuckDB thread: its
+# statements each handle a few thousand rows, where starting and joining parallel pipelines
+# costs more than it saves (most on a shared machine, where the second thread waits for a core).
+SMALL_WINDOW_EVENTS = 200_000
 
 
 @dataclass(slots=True)
@@ -111,12 +117,13 @@ def build(
     progress: Callable[[str], None] | None = None,
 ) -> list[BuildResult]:
     connection = prepare(store.connection)
-    tables = _ensure_tables(connection)
+    _ensure_tables(connection)
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
+    checkpoints = {} if full else _checkpoints(connection)
     windows: dict[tuple, Window] = {}
     plans = [
-        _plan(connection, definition, upper, full or definition.dest_index not in tables, windows)
+        _plan(connection, definition, upper, checkpoints.get(definition.transform_id), windows)
         for definition in chosen
     ]
     check_started = time.perf_counter()
@@ -129,7 +136,11 @@ def build(
     # Incremental runs are small: one transaction (one commit) for all. A full build commits
     # each table, so a large store never holds every new table uncommitted at once.
     together = all(plan.window is not None for plan in plans)
-    with store.transaction() if together else nullcontext():
+    small = together and sum(loaded.values()) <= SMALL_WINDOW_EVENTS
+    with (
+        one_thread(connection) if small else nullcontext(),
+        store.transaction() if together else nullcontext(),
+    ):
         for plan in plans:
             if plan.window is not None and not loaded[plan.window_events]:
                 results.append(_unchanged(connection, plan))
@@ -146,6 +157,17 @@ def build(
     for name in loaded:
         connection.execute(f"DROP TABLE {name}")
     return results
+
+
+@contextmanager
+def one_thread(connection) -> Iterator[None]:
+    """Run DuckDB on one thread for a while (the setting is the database's), then restore it."""
+    (previous,) = connection.execute("SELECT current_setting('threads')").fetchone()
+    connection.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        connection.execute(f"SET threads = {int(previous)}")
 
 
 def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:
@@ -176,26 +198,42 @@ def _unchanged(connection, plan: _Plan) -> BuildResult:
     return BuildResult(plan.definition.transform_id, plan.definition.dest_index, "unchanged", 0, rows, 0.0)
 
 
-def _ensure_tables(connection) -> set[str]:
-    """Create the checkpoint tables (dropping those of an older layout); returns the names of
-    the tables in the store."""
-    layouts = dict(
-        connection.execute(
-            "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND schema_name = 'main' GROUP BY ALL"
-        ).fetchall()
-    )
+def _ensure_tables(connection) -> None:
+    """Create the checkpoint tables, dropping those of an older layout (features are derived
+    data, so they are rebuilt in full)."""
     for table, expected in LAYOUT.items():
-        if table in layouts and layouts[table] != expected:
-            # An older layout: features are derived data, so they are rebuilt in full.
+        columns = _columns(connection, table)
+        if columns is not None and columns != expected:
             connection.execute(f"DROP TABLE {table}")
     connection.execute(CHECKPOINTS_DDL)
     connection.execute(TAIL_DDL)
-    return set(layouts)
+
+
+def _columns(connection, table: str) -> list[str] | None:
+    """The column names of a table of the store, or None if there is none by that name. Probes
+    the one table: listing the catalogue (duckdb_columns) costs tens of milliseconds."""
+    try:
+        cursor = connection.execute(f"SELECT * FROM main.{quote(table)} LIMIT 0")
+    except duckdb.CatalogException:
+        return None
+    return [column[0] for column in cursor.description]
+
+
+def _checkpoints(connection) -> dict[str, tuple]:
+    """Each transform's checkpoint row, by transform id."""
+    rows = connection.execute(
+        "SELECT transform_id, definition_sha256, sync_upper, tail_key, events_upto, tail_events, "
+        "merge_ready FROM feature_checkpoints"
+    ).fetchall()
+    return {row[0]: row[1:] for row in rows}
 
 
 def _plan(
-    connection, definition: FeatureDefinition, upper: datetime | None, full: bool, windows: dict
+    connection,
+    definition: FeatureDefinition,
+    upper: datetime | None,
+    checkpoint_row: tuple | None,
+    windows: dict,
 ) -> _Plan:
     now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
     pivot, catalog = _compile(definition, now)
@@ -203,13 +241,11 @@ def _plan(
     bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
     plan = _Plan(definition, pivot, catalog, quote(definition.dest_index), sync, bounded)
     plan.mergeable = pivot.mergeable and _independent_of_now(definition, pivot, now)
-    row = connection.execute(
-        "SELECT definition_sha256, sync_upper, tail_key, events_upto, tail_events, merge_ready "
-        "FROM feature_checkpoints WHERE transform_id = ?",
-        [definition.transform_id],
-    ).fetchone()
-    if full or row is None or row[0] != definition.sha256 or row[1] is None:
+    row = checkpoint_row
+    if row is None or row[0] != definition.sha256 or row[1] is None:
         return plan
+    if _columns(connection, definition.dest_index) is None:
+        return plan  # the table was dropped behind the checkpoint's back
     checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
     key = (sync, checkpoint, pivot.sync_delay_ms)
     if key not in windows:
@@ -269,7 +305,8 @@ def _execute(
         mode = "full"
     elif plan.merge:
         written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
-        _recompute(connection, pivot, table, plan.bounded, recomputed)
+        if recomputed:
+            _recompute(connection, pivot, table, plan.bounded, recomputed)
         mode = "merged" if written else "unchanged"
     else:
         if plan.ready_after:

@@ -110,16 +110,12 @@ def merge_window(
 ) -> tuple[int, int]:
     """Fold the buckets of the keyed rows ``window_source`` (the new events) into ``table``.
     Returns (buckets touched, buckets left in ``__changed_keys`` for a whole-history recompute:
-    those whose stored terms map may have dropped terms)."""
+    those whose stored terms map may have dropped terms; the table exists only if there are)."""
     keys = _keys(pivot)
     distinct = _distinct(pivot)
     merges = dict(pivot.merges)
     others = [alias for alias, _ in pivot.inner_aggs if alias not in dict(distinct)]
     source = f"({window_source})"
-    touched = connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {pivot.id_sql()} AS _id, * "
-        f"FROM ({pivot.grouped_sql(source, others)})"
-    ).fetchone()[0]
     # The state keeps every pair, also those of buckets recomputed below.
     _add_pairs(connection, pivot, transform_id, source)
     full_maps = [
@@ -128,7 +124,9 @@ def merge_window(
         if merge.kind == "terms"
     ]
     recompute = f"o._id IS NOT NULL AND ({' OR '.join(full_maps)})" if full_maps else "FALSE"
-    columns = [f"x.{k}" for k in keys]
+    columns = ["x._id", f"({recompute}) AS __recompute"] + [f"x.{k}" for k in keys]
+    # The new events' buckets (with their ids) joined to the stored rows, in one statement.
+    delta = f"(SELECT {pivot.id_sql()} AS _id, * FROM ({pivot.grouped_sql(source, others)}))"
     joins = [f"LEFT JOIN {table} AS o ON o._id = x._id"]
     for alias in others:
         columns.append(
@@ -140,19 +138,24 @@ def merge_window(
             f"ON {_match('x', f'p{index}', keys)}"
         )
         columns.append(f"coalesce(o.{quote(merge.column)}, 0) + coalesce(p{index}.n, 0) AS {alias}")
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT ({recompute}) AS __recompute, {', '.join(columns)} "
-        f"FROM __delta AS x {' '.join(joins)}"
-    )
-    recomputed = connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input WHERE __recompute"
+    touched = connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT {', '.join(columns)} "
+        f"FROM {delta} AS x {' '.join(joins)}"
     ).fetchone()[0]
+    temporary = ["__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
+    recomputed = 0
+    if full_maps:
+        recomputed = connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input "
+            "WHERE __recompute"
+        ).fetchone()[0]
+        if not recomputed:
+            temporary.append("__changed_keys")
     # Every touched row goes; those left to recompute come back from the recompute.
-    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __delta)")
+    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged_input)")
     connection.execute(
         f"INSERT INTO {table} {pivot.output_sql('(SELECT * FROM __merged_input WHERE NOT __recompute)')}"
     )
-    temporary = ["__delta", "__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
     connection.execute("; ".join(f"DROP TABLE {name}" for name in temporary))
     return touched, recomputed
 
