@@ -129,34 +129,56 @@ def build(
     check_started = time.perf_counter()
     _check_single_values(connection, plans, upper)
     check_seconds = time.perf_counter() - check_started
-    loaded = _load_windows(connection, plans)
-    results = []
-    tails: dict[str, tuple[int, int]] = {}
-    build_id = datetime.now(UTC).isoformat()
     # Incremental runs are small: one transaction (one commit) for all. A full build commits
     # each table, so a large store never holds every new table uncommitted at once.
     together = all(plan.window is not None for plan in plans)
-    small = together and sum(loaded.values()) <= SMALL_WINDOW_EVENTS
-    with (
-        one_thread(connection) if small else nullcontext(),
-        store.transaction() if together else nullcontext(),
-    ):
+    small = together and _few_new_events(connection, checkpoints)
+    with one_thread(connection) if small else nullcontext():
+        loaded = _load_windows(connection, plans)
+        results = _run(store, plans, upper, loaded, together, progress)
+        for name in loaded:
+            connection.execute(f"DROP TABLE {name}")
+    for result in results:
+        result.check_seconds = check_seconds
+    return results
+
+
+def _run(store: Store, plans, upper, loaded: dict[str, int], together: bool, progress) -> list[BuildResult]:
+    connection = store.connection
+    results, checkpoints = [], []
+    tails: dict[str, tuple[int, int]] = {}
+    build_id = datetime.now(UTC).isoformat()
+    with store.transaction() if together else nullcontext():
         for plan in plans:
             if plan.window is not None and not loaded[plan.window_events]:
                 results.append(_unchanged(connection, plan))
+            elif together:
+                result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+                results.append(result)
+                checkpoints.append(checkpoint)
             else:
-                with nullcontext() if together else store.transaction():
-                    results.append(_execute(connection, plan, upper, tails, build_id))
-            results[-1].check_seconds = check_seconds
+                with store.transaction():
+                    result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+                    _write_checkpoints(connection, [checkpoint])
+                results.append(result)
             if progress:
                 progress(plan.definition.transform_id)
+        _write_checkpoints(connection, checkpoints)
         connection.execute(
             "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
             "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
         )
-    for name in loaded:
-        connection.execute(f"DROP TABLE {name}")
     return results
+
+
+def _few_new_events(connection, checkpoints: dict[str, tuple]) -> bool:
+    """Whether at most SMALL_WINDOW_EVENTS events were stored since the oldest checkpoint (the
+    store only adds events, so this bounds what an incremental run reads)."""
+    counted = [row[3] for row in checkpoints.values()]
+    if not counted or None in counted:
+        return False
+    (stored,) = connection.execute(f"SELECT count(*) FROM {EVENTS}").fetchone()
+    return stored - min(counted) <= SMALL_WINDOW_EVENTS
 
 
 @contextmanager
@@ -289,8 +311,9 @@ def _window_sql(plan: _Plan) -> str:
 
 def _execute(
     connection, plan: _Plan, upper: datetime | None, tails: dict[str, tuple[int, int]], build_id: str
-) -> BuildResult:
-    """Bring one table up to ``upper``, inside the caller's transaction."""
+) -> tuple[BuildResult, list]:
+    """Bring one table up to ``upper``, inside the caller's transaction; returns the result and
+    the checkpoint row to record with it."""
     started = time.perf_counter()
     pivot, table = plan.pivot, plan.table
     transform_id = plan.definition.transform_id
@@ -321,15 +344,23 @@ def _execute(
         if key not in tails:
             tails[key] = write_tail(connection, plan.sync, upper, pivot.sync_delay_ms, key)
         events_upto, tail_events = tails[key]
-    connection.execute(
-        "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
-         datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after],
-    )  # fmt: skip
+    checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
+                  datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after]  # fmt: skip
     seconds = time.perf_counter() - started
-    return BuildResult(
+    result = BuildResult(
         transform_id, plan.definition.dest_index, mode, written, rows, seconds, recomputed=recomputed
     )
+    return result, checkpoint
+
+
+def _write_checkpoints(connection, checkpoints: list[list]) -> None:
+    """Record the checkpoints of the tables just built, in one statement."""
+    if checkpoints:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(checkpoints))
+        connection.execute(
+            f"INSERT OR REPLACE INTO feature_checkpoints VALUES {values}",
+            [value for checkpoint in checkpoints for value in checkpoint],
+        )
 
 
 def _window_source(plan: _Plan) -> str:
