@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -121,19 +121,22 @@ def build(
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
     checkpoints = {} if full else _checkpoints(connection)
-    windows: dict[tuple, Window] = {}
-    plans = [
-        _plan(connection, definition, upper, checkpoints.get(definition.transform_id), windows)
-        for definition in chosen
-    ]
-    check_started = time.perf_counter()
-    _check_single_values(connection, plans, upper)
-    check_seconds = time.perf_counter() - check_started
-    # Incremental runs are small: one transaction (one commit) for all. A full build commits
-    # each table, so a large store never holds every new table uncommitted at once.
-    together = all(plan.window is not None for plan in plans)
-    small = together and _few_new_events(connection, checkpoints)
-    with one_thread(connection) if small else nullcontext():
+    with ExitStack() as threads:
+        if _few_new_events(connection, checkpoints, chosen):
+            threads.enter_context(one_thread(connection))
+        windows: dict[tuple, Window] = {}
+        plans = [
+            _plan(connection, definition, upper, checkpoints.get(definition.transform_id), windows)
+            for definition in chosen
+        ]
+        # Incremental runs are small: one transaction (one commit) for all. A full build commits
+        # each table, so a large store never holds every new table uncommitted at once.
+        together = all(plan.window is not None for plan in plans)
+        if not together:
+            threads.close()  # a table is built in full after all (dropped behind its checkpoint)
+        check_started = time.perf_counter()
+        _check_single_values(connection, plans, upper)
+        check_seconds = time.perf_counter() - check_started
         loaded = _load_windows(connection, plans)
         results = _run(store, plans, upper, loaded, together, progress)
         for name in loaded:
@@ -171,11 +174,16 @@ def _run(store: Store, plans, upper, loaded: dict[str, int], together: bool, pro
     return results
 
 
-def _few_new_events(connection, checkpoints: dict[str, tuple]) -> bool:
-    """Whether at most SMALL_WINDOW_EVENTS events were stored since the oldest checkpoint (the
-    store only adds events, so this bounds what an incremental run reads)."""
-    counted = [row[3] for row in checkpoints.values()]
-    if not counted or None in counted:
+def _few_new_events(connection, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
+    """Whether every transform has a current checkpoint and at most SMALL_WINDOW_EVENTS events
+    were stored since the oldest (the store only adds events, so this bounds what the run reads)."""
+    counted = []
+    for definition in chosen:
+        row = checkpoints.get(definition.transform_id)
+        if row is None or row[0] != definition.sha256 or row[1] is None or row[3] is None:
+            return False
+        counted.append(row[3])
+    if not counted:
         return False
     (stored,) = connection.execute(f"SELECT count(*) FROM {EVENTS}").fetchone()
     return stored - min(counted) <= SMALL_WINDOW_EVENTS

@@ -75,18 +75,20 @@ def window_since(connection, sync: str, checkpoint: Checkpoint, delay_ms: int) -
     past = f"{sync} > {_timestamp(checkpoint.upper)}"
     if checkpoint.events_upto is None or checkpoint.tail_events is None or checkpoint.tail_key is None:
         return Window(f"{sync} > {_timestamp(lower)}", exact=False, missed=0)
-    before = connection.execute(
-        f"SELECT count(*) FROM {EVENTS} WHERE {sync} <= {_timestamp(lower)}"
-    ).fetchone()[0]
-    missed = before - (checkpoint.events_upto - checkpoint.tail_events)
-    grown = connection.execute(
-        f"SELECT arrived.value, coalesce(tail.events, 0) FROM "
-        f"(SELECT {sync} AS value, count(*) AS events FROM {EVENTS} "
-        f"WHERE {sync} > {_timestamp(lower)} AND {sync} <= {_timestamp(checkpoint.upper)} GROUP BY ALL) AS arrived "
+    # One scan: the events up to ``lower`` counted as one group (value NULL), each sync value
+    # after it on its own, beside the tail's count for that value.
+    rows = connection.execute(
+        f"SELECT arrived.value, arrived.events, coalesce(tail.events, 0) FROM "
+        f"(SELECT CASE WHEN {sync} > {_timestamp(lower)} THEN {sync} END AS value, count(*) AS events "
+        f"FROM {EVENTS} WHERE {sync} <= {_timestamp(checkpoint.upper)} GROUP BY ALL) AS arrived "
         f"LEFT JOIN (SELECT sync_value, events FROM feature_checkpoint_tail WHERE tail_key = ?) AS tail "
-        f"ON tail.sync_value = arrived.value WHERE arrived.events <> coalesce(tail.events, 0)",
+        f"ON tail.sync_value = arrived.value "
+        f"WHERE arrived.value IS NULL OR arrived.events <> coalesce(tail.events, 0)",
         [checkpoint.tail_key],
     ).fetchall()
+    before = sum(events for value, events, _ in rows if value is None)
+    missed = before - (checkpoint.events_upto - checkpoint.tail_events)
+    grown = [(value, tail_events) for value, _, tail_events in rows if value is not None]
     if not grown:
         return Window(past, exact=True, missed=missed)
     if len(grown) > MAX_INLINE_VALUES:
