@@ -187,13 +187,18 @@ _NEW_KEY = {
 
 
 def _merged_terms(merge: Merge, stored: str, new: str) -> str:
-    """Per-term counts of the stored map (keys read back from their text) plus the new
-    histogram, as a map the terms leaf's expression sorts and truncates as in a full build."""
-    old = f"list_transform(map_entries({stored}), lambda e: {{'k': {_STORED_KEY[merge.key_type]}, 'n': CAST(e.value AS BIGINT)}})"
-    added = f"list_transform(map_entries({new}), lambda e: {{'k': {_NEW_KEY[merge.key_type]}, 'n': CAST(e.value AS BIGINT)}})"
-    both = f"list_concat({old}, {added})"  # a NULL list counts as empty
-    summed = (
-        f"list_transform(list_distinct(list_transform({both}, lambda e: e.k)), lambda term: "
-        f"{{'key': term, 'value': list_sum(list_transform(list_filter({both}, lambda e: e.k = term), lambda e: e.n))}})"
-    )
-    return f"map_from_entries({summed})"
+    """Per-term counts of the stored map plus the new histogram, as a map the terms leaf's
+    expression sorts and truncates as in a full build. Both maps are looked up by key: summing
+    over a concatenated list of entries per term cost several times as much. Stored keys are
+    text; other key types are first read back into a map with typed keys."""
+    if merge.key_type == "keyword":
+        old, added = stored, new
+    else:
+        old, added = (
+            f"map_from_entries(list_transform(map_entries({source}), "
+            f"lambda e: {{'key': {key[merge.key_type]}, 'value': e.value}}))"
+            for source, key in ((stored, _STORED_KEY), (new, _NEW_KEY))
+        )
+    terms = f"list_distinct(list_concat(map_keys({old}), map_keys({added})))"  # a NULL map adds none
+    counts = f"coalesce(CAST({old}[term] AS BIGINT), 0) + coalesce(CAST({added}[term] AS BIGINT), 0)"
+    return f"map_from_entries(list_transform({terms}, lambda term: {{'key': term, 'value': {counts}}}))"
