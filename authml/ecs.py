@@ -45,7 +45,7 @@ def user_key(name: str | None, domain: str | None = None) -> str | None:
     all on 4771 and 4776, so a key with the domain would split one account into three. In a forest
     where two domains hold the same account name, those accounts share a key. ``domain`` is accepted
     so callers can pass what they have. The ingest pipeline computes the same string."""
-    if not name:
+    if not isinstance(name, str) or not name:  # as the pipeline's script: a number is no name
         return None
     key = name.strip().lower()
     return key or None

@@ -25,6 +25,7 @@ from authml.embedded.schema import event_columns
 from authml.embedded.store import DeadLetter, StoredEvent
 from authml.ids import event_id
 from authml.sources import SourceRecord, detect_format, read_records
+from authml.sources.ndjson import read_line_blocks
 
 BATCH_SIZE = 5000
 
@@ -69,6 +70,9 @@ class IngestOptions:
     format: str | None = None  # None: detect per file
     only_auth: bool = False  # skip records whose event.code is not an authentication code
     batch_size: int = BATCH_SIZE
+    # NDJSON into the embedded store: plain records through DuckDB's JSON reader (see
+    # authml.embedded.ndjson_columnar); False sends every record through the Python path.
+    columnar: bool = True
 
 
 class InvalidEvent(ValueError):
@@ -267,6 +271,9 @@ def ingest_file(
     fmt = options.format or detect_format(path)
     summary = FileSummary(str(path), fmt)
     auth_codes = _auth_codes() if options.only_auth else None
+    if fmt == "ndjson" and options.columnar and hasattr(sink, "write_line_block"):
+        _ingest_line_blocks(path, sink, dead_letter_file, summary, auth_codes, on_progress)
+        return summary
     pending: Future | None = None
 
     def settle(future: Future) -> None:
@@ -298,6 +305,45 @@ def ingest_file(
             if pending is not None:  # interrupted: let the write in flight finish or fail as a whole
                 pending.cancel() or pending.exception()
     return summary
+
+
+def _ingest_line_blocks(
+    path: Path,
+    sink: Any,
+    dead_letter_file: DeadLetterFile,
+    summary: FileSummary,
+    auth_codes: frozenset[str] | None,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """NDJSON a block of lines at a time: the sink stores the plain records itself and hands back
+    the others, which take the Python path line by line, so every line is accounted for once."""
+    from authml.sources.ndjson import ReadFailure, parse_line, record_from_parsed, truncated
+
+    for block in read_line_blocks(path):
+        if isinstance(block, ReadFailure):
+            failure = record_from_parsed(*truncated(block.after_line, block.error))
+            events, letters, skipped = _prepare_batch([failure], str(path), auth_codes)
+            outcome = sink.write_batch(events, letters)
+            read, stored, duplicates = 1, outcome.stored, outcome.duplicates
+            letters.extend(outcome.failed)
+        else:
+
+            def python_path(indexes: list[int], block=block):
+                parsed = (parse_line(block.first_line + i, block.line(i)) for i in indexes)
+                records = [record_from_parsed(*p) for p in parsed if p is not None]
+                return _prepare_batch(records, str(path), auth_codes)
+
+            outcome = sink.write_line_block(block, str(path), datetime.now(UTC), auth_codes, python_path)
+            read, stored, duplicates = outcome.read, outcome.stored, outcome.duplicates
+            skipped, letters = outcome.skipped, outcome.dead_letters
+        dead_letter_file.write(letters)
+        summary.read += read
+        summary.stored += stored
+        summary.duplicates += duplicates
+        summary.skipped += skipped
+        summary.dead_lettered += len(letters)
+        if on_progress is not None:
+            on_progress(read)
 
 
 @contextmanager

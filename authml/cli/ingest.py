@@ -39,6 +39,14 @@ from authml.sources import FORMATS
     show_default=True,
     help="Records per transaction.",
 )
+@click.option(
+    "--columnar/--no-columnar",
+    default=True,
+    show_default=True,
+    help="NDJSON into the embedded store: plain records are stored by DuckDB's JSON reader, many "
+    "times faster than reading each in Python, with the same result; --no-columnar reads every "
+    "record in Python.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--es",
@@ -58,6 +66,7 @@ def ingest(
     only_auth: bool,
     strict: bool,
     batch_size: int,
+    columnar: bool,
     as_json: bool,
     to_elasticsearch: bool,
     es_index: str,
@@ -78,7 +87,9 @@ def ingest(
     if not files:
         raise click.ClickException("no input files found in " + ", ".join(str(p) for p in paths))
     project_dir: Path = obj["project_dir"]
-    options = IngestOptions(format=None if fmt == "auto" else fmt, only_auth=only_auth, batch_size=batch_size)
+    options = IngestOptions(
+        format=None if fmt == "auto" else fmt, only_auth=only_auth, batch_size=batch_size, columnar=columnar
+    )
     run = run_id()
     started = datetime.now(UTC).replace(tzinfo=None)
     dead_letters = DeadLetterFile(project_dir / "dead-letters" / f"{run}.ndjson")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import datetime
 
 import duckdb
 
+from authml.embedded.ndjson_columnar import BlockOutcome, PythonPath, load_block
 from authml.embedded.store import DeadLetter, Store, StoredEvent
 from authml.errors import StoreError
 from authml.ingest import BATCH_SIZE, BatchOutcome
+from authml.sources.ndjson import LineBlock
 
 # DuckDB's memory during an ingest: a fixed budget for caching and the data awaiting a checkpoint,
 # plus room for the primary-key index, which grows with the store (about 110 bytes an event
@@ -30,14 +33,13 @@ class EmbeddedSink:
         self.store = store
         self.commit_rows = commit_rows
         self._pending_rows = 0
+        self._in_transaction = False
         self._events_in_store = store.count_events()
         self._set_memory_limit()
 
     def write_batch(self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]) -> BatchOutcome:
-        connection = self.store.connection
         try:
-            if self._pending_rows == 0:
-                connection.execute("BEGIN TRANSACTION")
+            self._begin()
             inserted = self.store.insert_batch(events, dead_letters)
         except duckdb.Error as exc:
             self._abandon()
@@ -53,15 +55,50 @@ class EmbeddedSink:
             self.flush()
         return BatchOutcome(stored=inserted, duplicates=len(events) - inserted)
 
+    def write_line_block(
+        self,
+        block: LineBlock,
+        source_file: str,
+        ingested: datetime,
+        auth_codes: frozenset[str] | None,
+        python_path: PythonPath,
+    ) -> BlockOutcome:
+        """Store a block of NDJSON lines: the plain records by DuckDB's JSON reader, the others as
+        ``python_path`` prepares them (see ndjson_columnar)."""
+        try:
+            self._begin()
+            outcome = load_block(self.store, block, source_file, ingested, auth_codes, python_path)
+        except duckdb.Error as exc:
+            self._abandon()
+            raise StoreError(
+                f"the store {self.store.path} refused lines {block.first_line}-{block.first_line + len(block) - 1} "
+                f"of {source_file}, nothing of them was kept: {exc}"
+            ) from exc
+        except BaseException:
+            self._abandon()
+            raise
+        self._pending_rows += outcome.read
+        self._events_in_store += outcome.stored
+        if self._pending_rows >= self.commit_rows:
+            self.flush()
+        return outcome
+
     def flush(self) -> None:
         """Commit what is pending."""
-        if self._pending_rows:
+        if self._in_transaction:
             self.store.connection.execute("COMMIT")
+            self._in_transaction = False
             self._pending_rows = 0
             self._set_memory_limit()
 
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            self.store.connection.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
+
     def _abandon(self) -> None:
         self._pending_rows = 0
+        self._in_transaction = False
         # A failure before a transaction was open leaves nothing to undo.
         with contextlib.suppress(duckdb.TransactionException):
             self.store.connection.execute("ROLLBACK")
