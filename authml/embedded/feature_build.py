@@ -93,6 +93,7 @@ class _Plan:
     mergeable: bool = False  # the pivot merges exactly (feature_merge) and ignores "now"
     merge_ready: bool = False  # before the run: the table is exact and its state tables current
     window_events: str = ""  # incremental: the temp table holding the window's events
+    small: bool = False  # a one-thread run: aggregates over few rows take their list forms
 
     @property
     def merge(self) -> bool:
@@ -122,7 +123,8 @@ def build(
     chosen = definitions if definitions is not None else feature_definitions()
     checkpoints = {} if full else _checkpoints(connection)
     with ExitStack() as threads:
-        if _few_new_events(connection, checkpoints, chosen):
+        small = _few_new_events(connection, checkpoints, chosen)
+        if small:
             threads.enter_context(one_thread(connection))
         windows: dict[tuple, Window] = {}
         plans = [
@@ -134,6 +136,9 @@ def build(
         together = all(plan.window is not None for plan in plans)
         if not together:
             threads.close()  # a table is built in full after all (dropped behind its checkpoint)
+            small = False
+        for plan in plans:
+            plan.small = small
         check_started = time.perf_counter()
         _check_single_values(connection, plans, upper)
         check_seconds = time.perf_counter() - check_started
@@ -335,15 +340,17 @@ def _execute(
         written = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
         mode = "full"
     elif plan.merge:
-        written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
-        if recomputed:
+        written, recomputed = merge_window(
+            connection, pivot, transform_id, table, _window_source(plan), small=plan.small
+        )
+        if recomputed:  # terms-grouped buckets: their whole, unbounded history
             _recompute(connection, pivot, table, plan.bounded, recomputed)
         mode = "merged" if written else "unchanged"
     else:
         if plan.ready_after:
             # A superset window: the state tables take its pairs (adding a known pair is a no-op).
             update_states(connection, pivot, transform_id, _window_source(plan))
-        written = _incremental(connection, pivot, table, plan.bounded, plan.window_events)
+        written = _incremental(connection, pivot, table, plan.bounded, plan.window_events, plan.small)
         mode = "incremental" if written else "unchanged"
     rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
@@ -376,24 +383,31 @@ def _window_source(plan: _Plan) -> str:
     return plan.pivot.source_sql(plan.window_events)
 
 
-def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str) -> int:
+def _incremental(
+    connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str, small: bool
+) -> int:
     """Recompute the buckets the events in ``window_events`` fall into, over their whole history."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     changed = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
         f"FROM ({pivot.source_sql(window_events)})"
     ).fetchone()[0]
-    return _recompute(connection, pivot, table, bounded, changed)
+    # A date bucket's history is its interval: few rows when few buckets are touched.
+    bounded_history = any(group.kind == "date_histogram" for group in pivot.groups)
+    return _recompute(connection, pivot, table, bounded, changed, small=small and bounded_history)
 
 
-def _recompute(connection, pivot: CompiledPivot, table: str, bounded: str, changed: int) -> int:
-    """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history."""
+def _recompute(
+    connection, pivot: CompiledPivot, table: str, bounded: str, changed: int, *, small: bool = False
+) -> int:
+    """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history
+    (``small``: few rows, see CompiledPivot.grouped_sql)."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
         region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
         prefilter = " AND ".join([bounded, *_source_prefilters(connection, pivot)])
-        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region)
+        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region, small=small)
         dest_match = " AND ".join(
             f"c.{k} IS NOT DISTINCT FROM {table}.{quote(g.column)}"
             for k, g in zip(keys, pivot.groups, strict=True)

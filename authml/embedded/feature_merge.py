@@ -106,11 +106,18 @@ def _add_pairs(connection, pivot: CompiledPivot, transform_id: str, source: str)
 
 
 def merge_window(
-    connection, pivot: CompiledPivot, transform_id: str, table: str, window_source: str
+    connection,
+    pivot: CompiledPivot,
+    transform_id: str,
+    table: str,
+    window_source: str,
+    *,
+    small: bool = False,
 ) -> tuple[int, int]:
     """Fold the buckets of the keyed rows ``window_source`` (the new events) into ``table``.
     Returns (buckets touched, buckets left in ``__changed_keys`` for a whole-history recompute:
-    those whose stored terms map may have dropped terms; the table exists only if there are)."""
+    those whose stored terms map may have dropped terms; the table exists only if there are).
+    ``small``: a window of few events (see CompiledPivot.grouped_sql)."""
     keys = _keys(pivot)
     distinct = _distinct(pivot)
     merges = dict(pivot.merges)
@@ -126,7 +133,7 @@ def merge_window(
     recompute = f"o._id IS NOT NULL AND ({' OR '.join(full_maps)})" if full_maps else "FALSE"
     columns = ["x._id", f"({recompute}) AS __recompute"] + [f"x.{k}" for k in keys]
     # The new events' buckets (with their ids) joined to the stored rows, in one statement.
-    delta = f"(SELECT {pivot.id_sql()} AS _id, * FROM ({pivot.grouped_sql(source, others)}))"
+    delta = f"(SELECT {pivot.id_sql()} AS _id, * FROM ({pivot.grouped_sql(source, others, small=small)}))"
     joins = [f"LEFT JOIN {table} AS o ON o._id = x._id"]
     for alias in others:
         columns.append(

@@ -1,15 +1,28 @@
 """How an incremental run executes: one DuckDB thread for a small window (restored after), every
-thread for full builds, and a table dropped behind its checkpoint rebuilt in full."""
+thread for full builds, a table dropped behind its checkpoint rebuilt in full, and the list forms
+of distinct counts and terms maps that small runs use."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
 from authml.assets import load_asset_file
 from authml.embedded import feature_build
-from authml.embedded.features import build_features, feature_definitions, read_feature_documents
+from authml.embedded.features import (
+    build_features,
+    compile_definition,
+    feature_definitions,
+    read_feature_documents,
+)
+from authml.engine.compile import compile_pivot
+from authml.engine.fields import FieldCatalog
 from authml.errors import AssetError
 from tests.conformance.events import auth_event, stored, write_events
+from tests.unit.test_features_incremental import MERGE_PROBE, RECOMPUTED_PROBE
+
+NOW = datetime(2024, 1, 3, tzinfo=UTC)
 
 
 def _threads(store) -> int:
@@ -98,3 +111,64 @@ def test_asset_yaml_errors_still_name_the_file(tmp_path):
     listed.write_text("- a\n- b\n", encoding="utf-8")
     with pytest.raises(AssetError, match="mapping at the top level"):
         load_asset_file(listed)
+
+
+def test_the_list_forms_of_small_runs_give_the_same_buckets(project_dir):
+    """Distinct counts and terms maps over a list of each bucket's values (what one-thread runs
+    use) equal count(DISTINCT) and histogram, filters, NULLs and empty buckets included."""
+    events = []
+    for record, (user, host, ip, logon, code) in enumerate(
+        [
+            ("alice", "ws1", "10.0.0.1", "3", "4624"),
+            ("alice", "ws1", "10.0.0.1", "3", "4624"),
+            ("alice", "ws2", "10.0.0.2", "10", "4625"),
+            ("alice", None, None, None, "4625"),
+            ("bob", "ws1", "fe80::1", "2", "4769"),
+            ("bob", None, None, None, "4624"),
+            ("carol", None, None, None, "4625"),
+        ]
+    ):
+        events.append(
+            auth_event(
+                user,
+                f"2024-01-01T08:{record:02d}:00.000Z",
+                "2024-01-02T00:00:00.000Z",
+                code=code,
+                outcome="failure" if code == "4625" else "success",
+                host=host,
+                ip=ip,
+                logon_type=logon,
+                record=record,
+            )
+        )
+        if ip is not None:
+            events[-1]["source"]["port"] = 445 + record % 2
+    store = write_events(project_dir, events)
+    for definition in [*feature_definitions(), MERGE_PROBE, RECOMPUTED_PROBE]:
+        pivot = compile_definition(definition, NOW)
+        assert pivot.small_inner, definition.transform_id  # every probe has a distinct count or terms
+        rows = {
+            small: store.connection.execute(
+                f"SELECT * FROM ({pivot.select_sql('events', small=small)}) ORDER BY _id"
+            ).fetchall()
+            for small in (False, True)
+        }
+        assert rows[True] == rows[False] and rows[False], definition.transform_id
+    store.close()
+
+
+def test_floating_point_cardinalities_keep_count_distinct():
+    body = {
+        "source": {"index": ["events"]},
+        "dest": {"index": "x"},
+        "pivot": {
+            "group_by": {"user.name": {"terms": {"field": "user.name"}}},
+            "aggregations": {
+                "ports": {"cardinality": {"field": "port"}},
+                "scores": {"cardinality": {"field": "score"}},
+            },
+        },
+    }
+    catalog = FieldCatalog({"user.name": "keyword", "port": "long", "score": "double"})
+    pivot = compile_pivot(body, "x.yml", catalog, now=NOW, transform_id="x")
+    assert [alias for alias, _ in pivot.small_inner] == ["__a0"]  # the long field only
