@@ -78,7 +78,8 @@ MAX_INLINE_TERMS = 5000
 # An incremental run reading at most this many new events runs on one DuckDB thread: its
 # statements each handle a few thousand rows, where starting and joining parallel pipelines
 # costs more than it saves (most on a shared machine, where the second thread waits for a core).
-SMALL_WINDOW_EVENTS = 200_000
+# Measured at 10,000 new events in a store of a million; larger windows keep every thread.
+SMALL_WINDOW_EVENTS = 50_000
 
 
 @dataclass(slots=True)
