@@ -11,6 +11,9 @@ import yaml
 from authml.errors import AssetError
 
 ASSETS_ENV = "AUTHML_ASSETS_DIR"
+# libyaml's safe loader where PyYAML was built with it: the same documents, parsed about ten times
+# faster (a build reads its transforms, and event_columns the mappings, on every run).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def assets_dir() -> Path:
@@ -25,7 +28,7 @@ def assets_dir() -> Path:
 def load_asset_file(path: Path) -> dict[str, Any]:
     """One asset body (YAML or JSON) as a dict, with the file named in any error."""
     try:
-        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+        body = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise AssetError(f"{path}: cannot be read as YAML or JSON: {exc}") from exc
     if not isinstance(body, dict):

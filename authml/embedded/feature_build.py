@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import duckdb
 
 from authml.embedded.duck import prepare
 from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window, update_states
@@ -73,6 +75,11 @@ LAYOUT = {
     "feature_checkpoint_tail": TAIL_LAYOUT,
 }
 MAX_INLINE_TERMS = 5000
+# An incremental run reading at most this many new events runs on one DuckDB thread: its
+# statements each handle a few thousand rows, where starting and joining parallel pipelines
+# costs more than it saves (most on a shared machine, where the second thread waits for a core).
+# Measured at 10,000 new events in a store of a million; larger windows keep every thread.
+SMALL_WINDOW_EVENTS = 50_000
 
 
 @dataclass(slots=True)
@@ -87,6 +94,7 @@ class _Plan:
     mergeable: bool = False  # the pivot merges exactly (feature_merge) and ignores "now"
     merge_ready: bool = False  # before the run: the table is exact and its state tables current
     window_events: str = ""  # incremental: the temp table holding the window's events
+    small: bool = False  # a one-thread run: aggregates over few rows take their list forms
 
     @property
     def merge(self) -> bool:
@@ -111,41 +119,91 @@ def build(
     progress: Callable[[str], None] | None = None,
 ) -> list[BuildResult]:
     connection = prepare(store.connection)
-    tables = _ensure_tables(connection)
+    _ensure_tables(connection)
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
-    windows: dict[tuple, Window] = {}
-    plans = [
-        _plan(connection, definition, upper, full or definition.dest_index not in tables, windows)
-        for definition in chosen
-    ]
-    check_started = time.perf_counter()
-    _check_single_values(connection, plans, upper)
-    check_seconds = time.perf_counter() - check_started
-    loaded = _load_windows(connection, plans)
-    results = []
+    checkpoints = {} if full else _checkpoints(connection)
+    with ExitStack() as threads:
+        small = _few_new_events(connection, checkpoints, chosen)
+        if small:
+            threads.enter_context(one_thread(connection))
+        windows: dict[tuple, Window] = {}
+        plans = [
+            _plan(connection, definition, upper, checkpoints.get(definition.transform_id), windows)
+            for definition in chosen
+        ]
+        # Incremental runs are small: one transaction (one commit) for all. A full build commits
+        # each table, so a large store never holds every new table uncommitted at once.
+        together = all(plan.window is not None for plan in plans)
+        if not together:
+            threads.close()  # a table is built in full after all (dropped behind its checkpoint)
+            small = False
+        for plan in plans:
+            plan.small = small
+        check_started = time.perf_counter()
+        _check_single_values(connection, plans, upper)
+        check_seconds = time.perf_counter() - check_started
+        loaded = _load_windows(connection, plans)
+        results = _run(store, plans, upper, loaded, together, progress)
+        for name in loaded:
+            connection.execute(f"DROP TABLE {name}")
+    for result in results:
+        result.check_seconds = check_seconds
+    return results
+
+
+def _run(store: Store, plans, upper, loaded: dict[str, int], together: bool, progress) -> list[BuildResult]:
+    connection = store.connection
+    results, checkpoints = [], []
     tails: dict[str, tuple[int, int]] = {}
     build_id = datetime.now(UTC).isoformat()
-    # Incremental runs are small: one transaction (one commit) for all. A full build commits
-    # each table, so a large store never holds every new table uncommitted at once.
-    together = all(plan.window is not None for plan in plans)
     with store.transaction() if together else nullcontext():
         for plan in plans:
             if plan.window is not None and not loaded[plan.window_events]:
                 results.append(_unchanged(connection, plan))
+            elif together:
+                result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+                results.append(result)
+                checkpoints.append(checkpoint)
             else:
-                with nullcontext() if together else store.transaction():
-                    results.append(_execute(connection, plan, upper, tails, build_id))
-            results[-1].check_seconds = check_seconds
+                with store.transaction():
+                    result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+                    _write_checkpoints(connection, [checkpoint])
+                results.append(result)
             if progress:
                 progress(plan.definition.transform_id)
+        _write_checkpoints(connection, checkpoints)
         connection.execute(
             "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
             "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
         )
-    for name in loaded:
-        connection.execute(f"DROP TABLE {name}")
     return results
+
+
+def _few_new_events(connection, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
+    """Whether every transform has a current checkpoint and at most SMALL_WINDOW_EVENTS events
+    were stored since the oldest (the store only adds events, so this bounds what the run reads)."""
+    counted = []
+    for definition in chosen:
+        row = checkpoints.get(definition.transform_id)
+        if row is None or row[0] != definition.sha256 or row[1] is None or row[3] is None:
+            return False
+        counted.append(row[3])
+    if not counted:
+        return False
+    (stored,) = connection.execute(f"SELECT count(*) FROM {EVENTS}").fetchone()
+    return stored - min(counted) <= SMALL_WINDOW_EVENTS
+
+
+@contextmanager
+def one_thread(connection) -> Iterator[None]:
+    """Run DuckDB on one thread for a while (the setting is the database's), then restore it."""
+    (previous,) = connection.execute("SELECT current_setting('threads')").fetchone()
+    connection.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        connection.execute(f"SET threads = {int(previous)}")
 
 
 def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:
@@ -176,26 +234,42 @@ def _unchanged(connection, plan: _Plan) -> BuildResult:
     return BuildResult(plan.definition.transform_id, plan.definition.dest_index, "unchanged", 0, rows, 0.0)
 
 
-def _ensure_tables(connection) -> set[str]:
-    """Create the checkpoint tables (dropping those of an older layout); returns the names of
-    the tables in the store."""
-    layouts = dict(
-        connection.execute(
-            "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND schema_name = 'main' GROUP BY ALL"
-        ).fetchall()
-    )
+def _ensure_tables(connection) -> None:
+    """Create the checkpoint tables, dropping those of an older layout (features are derived
+    data, so they are rebuilt in full)."""
     for table, expected in LAYOUT.items():
-        if table in layouts and layouts[table] != expected:
-            # An older layout: features are derived data, so they are rebuilt in full.
+        columns = _columns(connection, table)
+        if columns is not None and columns != expected:
             connection.execute(f"DROP TABLE {table}")
     connection.execute(CHECKPOINTS_DDL)
     connection.execute(TAIL_DDL)
-    return set(layouts)
+
+
+def _columns(connection, table: str) -> list[str] | None:
+    """The column names of a table of the store, or None if there is none by that name. Probes
+    the one table: listing the catalogue (duckdb_columns) costs tens of milliseconds."""
+    try:
+        cursor = connection.execute(f"SELECT * FROM main.{quote(table)} LIMIT 0")
+    except duckdb.CatalogException:
+        return None
+    return [column[0] for column in cursor.description]
+
+
+def _checkpoints(connection) -> dict[str, tuple]:
+    """Each transform's checkpoint row, by transform id."""
+    rows = connection.execute(
+        "SELECT transform_id, definition_sha256, sync_upper, tail_key, events_upto, tail_events, "
+        "merge_ready FROM feature_checkpoints"
+    ).fetchall()
+    return {row[0]: row[1:] for row in rows}
 
 
 def _plan(
-    connection, definition: FeatureDefinition, upper: datetime | None, full: bool, windows: dict
+    connection,
+    definition: FeatureDefinition,
+    upper: datetime | None,
+    checkpoint_row: tuple | None,
+    windows: dict,
 ) -> _Plan:
     now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
     pivot, catalog = _compile(definition, now)
@@ -203,13 +277,11 @@ def _plan(
     bounded = f"{sync} <= {_timestamp(upper)}" if upper else "FALSE"
     plan = _Plan(definition, pivot, catalog, quote(definition.dest_index), sync, bounded)
     plan.mergeable = pivot.mergeable and _independent_of_now(definition, pivot, now)
-    row = connection.execute(
-        "SELECT definition_sha256, sync_upper, tail_key, events_upto, tail_events, merge_ready "
-        "FROM feature_checkpoints WHERE transform_id = ?",
-        [definition.transform_id],
-    ).fetchone()
-    if full or row is None or row[0] != definition.sha256 or row[1] is None:
+    row = checkpoint_row
+    if row is None or row[0] != definition.sha256 or row[1] is None:
         return plan
+    if _columns(connection, definition.dest_index) is None:
+        return plan  # the table was dropped behind the checkpoint's back
     checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
     key = (sync, checkpoint, pivot.sync_delay_ms)
     if key not in windows:
@@ -253,8 +325,9 @@ def _window_sql(plan: _Plan) -> str:
 
 def _execute(
     connection, plan: _Plan, upper: datetime | None, tails: dict[str, tuple[int, int]], build_id: str
-) -> BuildResult:
-    """Bring one table up to ``upper``, inside the caller's transaction."""
+) -> tuple[BuildResult, list]:
+    """Bring one table up to ``upper``, inside the caller's transaction; returns the result and
+    the checkpoint row to record with it."""
     started = time.perf_counter()
     pivot, table = plan.pivot, plan.table
     transform_id = plan.definition.transform_id
@@ -268,14 +341,17 @@ def _execute(
         written = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
         mode = "full"
     elif plan.merge:
-        written, recomputed = merge_window(connection, pivot, transform_id, table, _window_source(plan))
-        _recompute(connection, pivot, table, plan.bounded, recomputed)
+        written, recomputed = merge_window(
+            connection, pivot, transform_id, table, _window_source(plan), small=plan.small
+        )
+        if recomputed:  # terms-grouped buckets: their whole, unbounded history
+            _recompute(connection, pivot, table, plan.bounded, recomputed)
         mode = "merged" if written else "unchanged"
     else:
         if plan.ready_after:
             # A superset window: the state tables take its pairs (adding a known pair is a no-op).
             update_states(connection, pivot, transform_id, _window_source(plan))
-        written = _incremental(connection, pivot, table, plan.bounded, plan.window_events)
+        written = _incremental(connection, pivot, table, plan.bounded, plan.window_events, plan.small)
         mode = "incremental" if written else "unchanged"
     rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
@@ -284,15 +360,23 @@ def _execute(
         if key not in tails:
             tails[key] = write_tail(connection, plan.sync, upper, pivot.sync_delay_ms, key)
         events_upto, tail_events = tails[key]
-    connection.execute(
-        "INSERT OR REPLACE INTO feature_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
-         datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after],
-    )  # fmt: skip
+    checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
+                  datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after]  # fmt: skip
     seconds = time.perf_counter() - started
-    return BuildResult(
+    result = BuildResult(
         transform_id, plan.definition.dest_index, mode, written, rows, seconds, recomputed=recomputed
     )
+    return result, checkpoint
+
+
+def _write_checkpoints(connection, checkpoints: list[list]) -> None:
+    """Record the checkpoints of the tables just built, in one statement."""
+    if checkpoints:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(checkpoints))
+        connection.execute(
+            f"INSERT OR REPLACE INTO feature_checkpoints VALUES {values}",
+            [value for checkpoint in checkpoints for value in checkpoint],
+        )
 
 
 def _window_source(plan: _Plan) -> str:
@@ -300,24 +384,31 @@ def _window_source(plan: _Plan) -> str:
     return plan.pivot.source_sql(plan.window_events)
 
 
-def _incremental(connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str) -> int:
+def _incremental(
+    connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str, small: bool
+) -> int:
     """Recompute the buckets the events in ``window_events`` fall into, over their whole history."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     changed = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
         f"FROM ({pivot.source_sql(window_events)})"
     ).fetchone()[0]
-    return _recompute(connection, pivot, table, bounded, changed)
+    # A date bucket's history is its interval: few rows when few buckets are touched.
+    bounded_history = any(group.kind == "date_histogram" for group in pivot.groups)
+    return _recompute(connection, pivot, table, bounded, changed, small=small and bounded_history)
 
 
-def _recompute(connection, pivot: CompiledPivot, table: str, bounded: str, changed: int) -> int:
-    """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history."""
+def _recompute(
+    connection, pivot: CompiledPivot, table: str, bounded: str, changed: int, *, small: bool = False
+) -> int:
+    """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history
+    (``small``: few rows, see CompiledPivot.grouped_sql)."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
         region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
         prefilter = " AND ".join([bounded, *_source_prefilters(connection, pivot)])
-        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region)
+        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region, small=small)
         dest_match = " AND ".join(
             f"c.{k} IS NOT DISTINCT FROM {table}.{quote(g.column)}"
             for k, g in zip(keys, pivot.groups, strict=True)

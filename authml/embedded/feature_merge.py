@@ -106,20 +106,23 @@ def _add_pairs(connection, pivot: CompiledPivot, transform_id: str, source: str)
 
 
 def merge_window(
-    connection, pivot: CompiledPivot, transform_id: str, table: str, window_source: str
+    connection,
+    pivot: CompiledPivot,
+    transform_id: str,
+    table: str,
+    window_source: str,
+    *,
+    small: bool = False,
 ) -> tuple[int, int]:
     """Fold the buckets of the keyed rows ``window_source`` (the new events) into ``table``.
     Returns (buckets touched, buckets left in ``__changed_keys`` for a whole-history recompute:
-    those whose stored terms map may have dropped terms)."""
+    those whose stored terms map may have dropped terms; the table exists only if there are).
+    ``small``: a window of few events (see CompiledPivot.grouped_sql)."""
     keys = _keys(pivot)
     distinct = _distinct(pivot)
     merges = dict(pivot.merges)
     others = [alias for alias, _ in pivot.inner_aggs if alias not in dict(distinct)]
     source = f"({window_source})"
-    touched = connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __delta AS SELECT {pivot.id_sql()} AS _id, * "
-        f"FROM ({pivot.grouped_sql(source, others)})"
-    ).fetchone()[0]
     # The state keeps every pair, also those of buckets recomputed below.
     _add_pairs(connection, pivot, transform_id, source)
     full_maps = [
@@ -128,7 +131,9 @@ def merge_window(
         if merge.kind == "terms"
     ]
     recompute = f"o._id IS NOT NULL AND ({' OR '.join(full_maps)})" if full_maps else "FALSE"
-    columns = [f"x.{k}" for k in keys]
+    columns = ["x._id", f"({recompute}) AS __recompute"] + [f"x.{k}" for k in keys]
+    # The new events' buckets (with their ids) joined to the stored rows, in one statement.
+    delta = f"(SELECT {pivot.id_sql()} AS _id, * FROM ({pivot.grouped_sql(source, others, small=small)}))"
     joins = [f"LEFT JOIN {table} AS o ON o._id = x._id"]
     for alias in others:
         columns.append(
@@ -140,19 +145,24 @@ def merge_window(
             f"ON {_match('x', f'p{index}', keys)}"
         )
         columns.append(f"coalesce(o.{quote(merge.column)}, 0) + coalesce(p{index}.n, 0) AS {alias}")
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT ({recompute}) AS __recompute, {', '.join(columns)} "
-        f"FROM __delta AS x {' '.join(joins)}"
-    )
-    recomputed = connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input WHERE __recompute"
+    touched = connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT {', '.join(columns)} "
+        f"FROM {delta} AS x {' '.join(joins)}"
     ).fetchone()[0]
+    temporary = ["__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
+    recomputed = 0
+    if full_maps:
+        recomputed = connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input "
+            "WHERE __recompute"
+        ).fetchone()[0]
+        if not recomputed:
+            temporary.append("__changed_keys")
     # Every touched row goes; those left to recompute come back from the recompute.
-    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __delta)")
+    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged_input)")
     connection.execute(
         f"INSERT INTO {table} {pivot.output_sql('(SELECT * FROM __merged_input WHERE NOT __recompute)')}"
     )
-    temporary = ["__delta", "__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
     connection.execute("; ".join(f"DROP TABLE {name}" for name in temporary))
     return touched, recomputed
 
@@ -184,13 +194,18 @@ _NEW_KEY = {
 
 
 def _merged_terms(merge: Merge, stored: str, new: str) -> str:
-    """Per-term counts of the stored map (keys read back from their text) plus the new
-    histogram, as a map the terms leaf's expression sorts and truncates as in a full build."""
-    old = f"list_transform(map_entries({stored}), lambda e: {{'k': {_STORED_KEY[merge.key_type]}, 'n': CAST(e.value AS BIGINT)}})"
-    added = f"list_transform(map_entries({new}), lambda e: {{'k': {_NEW_KEY[merge.key_type]}, 'n': CAST(e.value AS BIGINT)}})"
-    both = f"list_concat({old}, {added})"  # a NULL list counts as empty
-    summed = (
-        f"list_transform(list_distinct(list_transform({both}, lambda e: e.k)), lambda term: "
-        f"{{'key': term, 'value': list_sum(list_transform(list_filter({both}, lambda e: e.k = term), lambda e: e.n))}})"
-    )
-    return f"map_from_entries({summed})"
+    """Per-term counts of the stored map plus the new histogram, as a map the terms leaf's
+    expression sorts and truncates as in a full build. Both maps are looked up by key: summing
+    over a concatenated list of entries per term cost several times as much. Stored keys are
+    text; other key types are first read back into a map with typed keys."""
+    if merge.key_type == "keyword":
+        old, added = stored, new
+    else:
+        old, added = (
+            f"map_from_entries(list_transform(map_entries({source}), "
+            f"lambda e: {{'key': {key[merge.key_type]}, 'value': e.value}}))"
+            for source, key in ((stored, _STORED_KEY), (new, _NEW_KEY))
+        )
+    terms = f"list_distinct(list_concat(map_keys({old}), map_keys({added})))"  # a NULL map adds none
+    counts = f"coalesce(CAST({old}[term] AS BIGINT), 0) + coalesce(CAST({added}[term] AS BIGINT), 0)"
+    return f"map_from_entries(list_transform({terms}, lambda term: {{'key': term, 'value': {counts}}}))"

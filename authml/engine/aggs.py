@@ -64,13 +64,30 @@ class AggregationCompiler:
         self.inner: list[tuple[str, str]] = []
         self.leaves: list[OutputLeaf] = []
         self.merges: dict[str, Merge] = {}
+        # Alias -> the same aggregate as one plain pass over a list of the values, for small inputs:
+        # DuckDB plans each count(DISTINCT) and histogram as its own group-by joined back, which
+        # for a few thousand rows costs more than collecting the values (see small_inner).
+        self.small: dict[str, str] = {}
 
     def fail(self, path: str, message: str) -> UnsupportedConstruct:
         return UnsupportedConstruct(self.file, path, message)
 
-    def _aggregate(self, sql: str, condition: str | None, merge: Merge | None = None) -> str:
+    def _aggregate(
+        self,
+        sql: str,
+        condition: str | None,
+        merge: Merge | None = None,
+        *,
+        over_list: tuple[str, str] | None = None,
+    ) -> str:
+        """``over_list``: (value, template) where ``template.format(values=...)`` computes the
+        aggregate from ``list(value)`` under the same condition (NULLs in the list are ignored)."""
         alias = f"__a{len(self.inner)}"
         self.inner.append((alias, f"{sql} FILTER (WHERE {condition})" if condition else sql))
+        if over_list is not None:
+            value, template = over_list
+            values = f"list({value}) FILTER (WHERE {condition})" if condition else f"list({value})"
+            self.small[alias] = template.format(values=values)
         if merge is not None:
             self.merges[alias] = merge
         return alias
@@ -149,7 +166,11 @@ class AggregationCompiler:
         # default), so the two agree there; above it ES estimates and the engine stays exact.
         field = self._field(params, path, COMMON_PARAMS | {"precision_threshold"})
         merge = Merge("distinct", ".".join(prefix), value_sql=field.sql, condition=condition)
-        alias = self._aggregate(f"count(DISTINCT {field.sql})", condition, merge)
+        # Not for floating-point fields, whose equality (-0.0, NaN) the two forms may treat apart.
+        over_list = None
+        if field.es_type not in FLOAT_TYPES:
+            over_list = (field.sql, "CAST(coalesce(list_unique({values}), 0) AS BIGINT)")
+        alias = self._aggregate(f"count(DISTINCT {field.sql})", condition, merge, over_list=over_list)
         self._leaf(prefix, "long", "long", alias)
 
     def _missing(self, params, path, condition, prefix) -> None:
@@ -274,7 +295,10 @@ class AggregationCompiler:
         if min_doc_count == 1:
             merge = Merge("terms", ".".join(prefix), size=size, key_type=_terms_key_type(field))
         alias = self._aggregate(
-            f"histogram({column})", self._and(condition, f"{field.sql} IS NOT NULL"), merge
+            f"histogram({column})",
+            self._and(condition, f"{field.sql} IS NOT NULL"),
+            merge,
+            over_list=(column, "list_histogram({values})"),
         )
         key_text = _key_as_string("e.k", field)
         if by_key:

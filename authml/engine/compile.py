@@ -71,6 +71,7 @@ class CompiledPivot:
     dest_index: str | None
     inner_aggs: tuple[tuple[str, str], ...] = field(default=())  # (alias, aggregate SQL)
     merges: tuple[tuple[str, Merge], ...] = field(default=())  # (alias, how it merges)
+    small_inner: tuple[tuple[str, str], ...] = field(default=())  # (alias, the same over a list)
 
     @property
     def mergeable(self) -> bool:
@@ -104,21 +105,30 @@ class CompiledPivot:
         inner = f"SELECT *, {keys} FROM {relation} WHERE {condition}"
         return f"SELECT * FROM ({inner}) WHERE {present}" if present else inner
 
-    def select_sql(self, relation: str, *, extra_where: str | None = None, region: str | None = None) -> str:
+    def select_sql(
+        self, relation: str, *, extra_where: str | None = None, region: str | None = None, small: bool = False
+    ) -> str:
         """The bucket rows. ``extra_where`` filters source rows; ``region`` filters on bucket keys
-        (the ``__k<i>`` columns), which is how incremental runs pick the buckets to recompute."""
+        (the ``__k<i>`` columns), which is how incremental runs pick the buckets to recompute.
+        ``small``: see grouped_sql."""
         region_sql = f" WHERE {region}" if region else ""
+        grouped = self.grouped_sql("__src" + region_sql, small=small)
         return (
             f"WITH __src AS ({self.source_sql(relation, extra_where)}), "
-            f"__grouped AS ({self.grouped_sql('__src' + region_sql)}) {self.output_sql('__grouped')}"
+            f"__grouped AS ({grouped}) {self.output_sql('__grouped')}"
         )
 
-    def grouped_sql(self, source: str, aliases: list[str] | None = None) -> str:
+    def grouped_sql(self, source: str, aliases: list[str] | None = None, *, small: bool = False) -> str:
         """One row per bucket of ``source`` (rows with the key columns): the keys and the
-        aggregates (those named in ``aliases``, default all)."""
+        aggregates (those named in ``aliases``, default all). ``small``: for a source of a few
+        thousand rows, distinct counts and terms maps computed from a list of each bucket's
+        values in the same pass (the same results; each bucket's values are held in memory)."""
+        forms = dict(self.small_inner) if small else {}
         columns = [self.key_alias(i) for i in range(len(self.groups))]
         columns += [
-            f"{sql} AS {alias}" for alias, sql in self.inner_aggs if aliases is None or alias in aliases
+            f"{forms.get(alias, sql)} AS {alias}"
+            for alias, sql in self.inner_aggs
+            if aliases is None or alias in aliases
         ]
         return f"SELECT {', '.join(columns)} FROM {source} GROUP BY ALL"
 
@@ -214,6 +224,7 @@ def compile_pivot(
         dest_index=body.get("dest", {}).get("index"),
         inner_aggs=tuple(compiler.inner),
         merges=tuple(compiler.merges.items()),
+        small_inner=tuple(compiler.small.items()),
     )
 
 
