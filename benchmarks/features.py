@@ -6,7 +6,8 @@ and ratios; asserts nothing.
 
 Each measured step runs in its own subprocess (peak memory = that process's max RSS):
 - authml: `authml ingest` of the NDJSON (or, with --loader bulk, a DuckDB bulk load that fills the
-  same typed columns, for sizes where the Python ingest would take hours), then a full
+  same typed columns without ids, documents or checks, for sizes where ingest takes too long:
+  about 3 minutes per million events on the shared two-core machine), then a full
   `features build`; then 1% more events are ingested and an incremental build is timed.
 - hand-written: the same four feature tables as one DuckDB statement each over the same store.
   Full builds and hand-written runs are alternated --repeat times (default 3) and their medians
@@ -61,7 +62,7 @@ def step_ingest(store_dir: str, events: str) -> dict:
 
 def step_bulk_load(store_dir: str, events: str) -> dict:
     """Fills the events table straight from NDJSON with DuckDB: the typed columns ingest would
-    fill. Not the ingest path; used where ingest would take hours."""
+    fill. Not the ingest path; used where ingest would take too long."""
     from authml.embedded.schema import event_columns
     from authml.embedded.store import Store
 
