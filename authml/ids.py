@@ -79,7 +79,7 @@ def fingerprint(doc: dict[str, Any], fields: Iterable[str], *, salt: str = "") -
     """What ``{"fingerprint": {"fields": fields, "salt": salt, "method": "SHA-256",
     "ignore_missing": true}}`` writes for ``doc``."""
     digest = hashlib.sha256(salt.encode("utf-8"))
-    for field in sorted(fields, key=_java_order):
+    for field in sorted(fields, key=java_order):
         value = nested_value(doc, field)
         if value is _MISSING or value is None:
             continue
@@ -101,7 +101,7 @@ def nested_value(doc: dict[str, Any], dotted: str) -> Any:
 
 def _value_bytes(value: Any) -> Iterable[bytes]:
     if isinstance(value, dict):
-        for key in sorted(value, key=_java_order):
+        for key in sorted(value, key=java_order):
             yield _DELIMITER
             yield str(key).encode("utf-8")
             yield from _value_bytes(value[key])
@@ -113,7 +113,7 @@ def _value_bytes(value: Any) -> Iterable[bytes]:
         yield _scalar_bytes(value)
 
 
-def _java_order(text: Any) -> bytes:
+def java_order(text: Any) -> bytes:
     """Java compares strings by UTF-16 code unit; comparing UTF-16BE bytes gives the same order."""
     return str(text).encode("utf-16-be", "surrogatepass")
 

@@ -4,7 +4,7 @@ store exactly as the Python ingest path would; every other record is handed back
 The Python path (authml.ingest) decodes each record, walks it and fingerprints it: a few thousand
 records a second. Most NDJSON records are plain: nested objects, string or integer values, a
 Windows identity (channel, computer, record id), an ISO 8601 UTC @timestamp, an IPv4 source. For
-those, one SQL statement per block of lines computes the same typed columns, the same event id
+those, a few SQL statements per block of lines compute the same typed columns, the same event id
 (the fingerprint's bytes built in SQL) and the same stored document (the record with authml's
 fields merged in). A record is taken here only when every value it contributes is one of the forms
 decoded below; anything else (invalid JSON or UTF-8, literal dotted keys, floats, escaped quotes
@@ -16,7 +16,8 @@ path, so the outcome of an ingest does not depend on which path stored a record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -27,13 +28,12 @@ import pyarrow as pa
 
 from authml.embedded.schema import event_columns, quote
 from authml.embedded.store import DeadLetter, Store, StoredEvent
-from authml.ids import IDENTITY_FIELDS, IDENTITY_SALT, _java_order
+from authml.ids import IDENTITY_FIELDS, IDENTITY_SALT, java_order
 from authml.sources.ndjson import LineBlock
 
 # Fields read as raw JSON (their type matters: the fingerprint hashes a string and an integer
 # differently; ECS array fields hold one value in a list); every other typed field is read as text.
 _JSON_FIELDS = frozenset({"event.category", "event.type", "event.ingested", "user.name", *IDENTITY_FIELDS})
-_COMPUTED_FIELDS = frozenset({"authml.event_id", "authml.user_key", "event.ingested"})
 
 # A line matching this goes to the Python path: an escaped quote or \u escape (the checks below
 # read strings without decoding escapes), an `authml` or `_source` key, a key containing a dot
@@ -78,44 +78,37 @@ def load_block(
     records with one id the first in the file is stored and the others count as duplicates."""
     connection = store.connection
     lines, undecodable = _line_table(block)
-    connection.register("authml_lines", lines)
-    try:
+    with _registered(connection, "authml_lines", lines):
         connection.execute(
             f"CREATE OR REPLACE TEMP TABLE authml_parsed AS {_parse_sql()}",
             [ingested.strftime("%Y-%m-%dT%H:%M:%S.%fZ")],
         )
-    finally:
-        connection.unregister("authml_lines")
-    try:
-        read, columnar, left = _counts(connection)
-        events, letters, python_skipped = python_path(sorted(left + undecodable))
-        skip = (
-            "false"
-            if auth_codes is None
-            else f"NOT coalesce({quote('event.code')} IN ({_sql_list(auth_codes)}), false)"
-        )
-        (skipped,) = connection.execute(
-            f"SELECT count(*) FROM authml_parsed WHERE columnar AND {skip}"
+    # On any failure the caller rolls the transaction back, which drops the temp table too.
+    read, columnar, left = _counts(connection)
+    events, letters, python_skipped = python_path(sorted(left + undecodable))
+    skip = (
+        "false"
+        if auth_codes is None
+        else f"NOT coalesce({quote('event.code')} IN ({_sql_list(auth_codes)}), false)"
+    )
+    (skipped,) = connection.execute(
+        f"SELECT count(*) FROM authml_parsed WHERE columnar AND {skip}"
+    ).fetchall()[0]
+    with _registered(connection, "authml_python_ids", _python_ids(events, block.first_line)):
+        # Of several records with one id, the first line is stored, whichever path read it.
+        # The anti-join, not ON CONFLICT DO NOTHING, skips ids already stored: measured 3x faster.
+        event_id = quote("authml.event_id")
+        (inserted,) = connection.execute(
+            f"""WITH candidates AS (
+              SELECT {event_id} AS event_id, line_index FROM authml_parsed WHERE columnar AND NOT ({skip})
+              UNION ALL SELECT event_id, line_index FROM authml_python_ids
+            ), first_lines AS (SELECT event_id, min(line_index) AS line_index FROM candidates GROUP BY event_id)
+            INSERT INTO events SELECT {_insert_columns()} FROM authml_parsed AS p
+            JOIN first_lines AS f ON f.event_id = p.{event_id} AND f.line_index = p.line_index
+            WHERE p.columnar AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e._id = p.{event_id})""",
+            {"source_file": source_file, "first_line": block.first_line},
         ).fetchall()[0]
-        connection.register("authml_python_ids", _python_ids(events, block.first_line))
-        try:
-            # Of several records with one id, the first line is stored, whichever path read it.
-            # The anti-join, not ON CONFLICT DO NOTHING, skips ids already stored: measured 3x faster.
-            event_id = quote("authml.event_id")
-            (inserted,) = connection.execute(
-                f"""WITH candidates AS (
-                  SELECT {event_id} AS event_id, line_index FROM authml_parsed WHERE columnar AND NOT ({skip})
-                  UNION ALL SELECT event_id, line_index FROM authml_python_ids
-                ), first_lines AS (SELECT event_id, min(line_index) AS line_index FROM candidates GROUP BY event_id)
-                INSERT INTO events SELECT {_insert_columns()} FROM authml_parsed AS p
-                JOIN first_lines AS f ON f.event_id = p.{event_id} AND f.line_index = p.line_index
-                WHERE p.columnar AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e._id = p.{event_id})""",
-                {"source_file": source_file, "first_line": block.first_line},
-            ).fetchall()[0]
-        finally:
-            connection.unregister("authml_python_ids")
-    finally:
-        connection.execute("DROP TABLE IF EXISTS authml_parsed")
+    connection.execute("DROP TABLE authml_parsed")
     python_inserted = store.insert_batch(events, letters)
     return BlockOutcome(
         read=read + len(undecodable),
@@ -124,6 +117,20 @@ def load_block(
         skipped=skipped + python_skipped,
         dead_letters=letters,
     )
+
+
+@contextmanager
+def _registered(connection: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """``table`` visible to SQL as ``name`` for a while. If a statement failed (or was interrupted),
+    the transaction is aborted and unregistering fails too: the first error is the one reported."""
+    connection.register(name, table)
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            connection.unregister(name)
+        raise
+    connection.unregister(name)
 
 
 def _counts(connection: duckdb.DuckDBPyConnection) -> tuple[int, int, list[int]]:
@@ -243,7 +250,7 @@ def _parse_sql() -> str:
         f'AND regexp_full_match({_value(f)}, \'"[^"\\\\]*"|{_SMALL_INTEGER}\')'
         for f in IDENTITY_FIELDS
     )
-    fingerprint = " || ".join(_identity_bytes(f) for f in sorted(IDENTITY_FIELDS, key=_java_order))
+    fingerprint = " || ".join(_identity_bytes(f) for f in sorted(IDENTITY_FIELDS, key=java_order))
     event_id = f"to_base64(unhex(sha256('{IDENTITY_SALT}'::BLOB || {fingerprint})))"
     user_name = _value("user.name")
     user_key = (

@@ -74,6 +74,13 @@ class EmbeddedSink:
         try:
             self._begin()
             outcome = load_block(self.store, block, source_file, ingested, auth_codes, python_path)
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            self._abandon()
+            if isinstance(exc, RuntimeError) and str(exc) != "Query interrupted":
+                raise
+            # Ctrl-C arrived while DuckDB was working (it reports it as "Query interrupted"): an
+            # interruption, which the command ends as such, not a refusal of the data.
+            raise KeyboardInterrupt from None
         except duckdb.Error as exc:
             self._abandon()
             raise StoreError(
