@@ -30,23 +30,66 @@ EVENT_CODE_NAMES = {
 }
 
 
-class RowContext:
-    """What the sentences of one row need, read once from the frame."""
+class FrameColumns:
+    """The columns the sentences read, as Python lists made once per call: reading a numpy
+    object array one element at a time costs more than the sentence itself."""
 
-    def __init__(self, X: EventFrame, row: int, usual: tuple[int, int]):
-        self.user = X.columns["user"][row] or "(no user)"
-        self.ip = X.columns["source_ip"][row] or "an unknown address"
-        self.host = X.columns["host"][row] or "an unknown host"
-        self.code = X.columns["event_code"][row]
-        self.logon_type = int(X.columns["logon_type"][row])
-        self.service = X.columns["service"][row]
-        self.usual = usual
-        self.values = dict(zip(X.feature_names, X.matrix[row].tolist(), strict=True))
-        self.user_failures = int(X.columns["user_failures_1h"][row])
-        self.source_failures = int(X.columns["source_failures_1h"][row])
+    def __init__(self, X: EventFrame):
+        columns = X.columns
+        self.user = columns["user"].tolist()
+        self.ip = columns["source_ip"].tolist()
+        self.host = columns["host"].tolist()
+        self.code = columns["event_code"].tolist()
+        self.logon_type = columns["logon_type"].tolist()
+        self.service = columns["service"].tolist()
+        self.user_failures = columns["user_failures_1h"].tolist()
+        self.source_failures = columns["source_failures_1h"].tolist()
+        self.matrix = X.matrix
+        self.feature_index = {name: index for index, name in enumerate(X.feature_names)}
+
+
+class RowContext:
+    """What the sentences of one row read; each value is read only when a sentence asks for it."""
+
+    __slots__ = ("_columns", "_row", "usual")
+
+    def __init__(self, columns: FrameColumns, row: int, usual: tuple[int, int]):
+        self._columns, self._row, self.usual = columns, row, usual
+
+    @property
+    def user(self) -> str:
+        return self._columns.user[self._row] or "(no user)"
+
+    @property
+    def ip(self) -> str:
+        return self._columns.ip[self._row] or "an unknown address"
+
+    @property
+    def host(self) -> str:
+        return self._columns.host[self._row] or "an unknown host"
+
+    @property
+    def code(self) -> str:
+        return self._columns.code[self._row]
+
+    @property
+    def logon_type(self) -> int:
+        return int(self._columns.logon_type[self._row])
+
+    @property
+    def service(self) -> str | None:
+        return self._columns.service[self._row]
+
+    @property
+    def user_failures(self) -> int:
+        return int(self._columns.user_failures[self._row])
+
+    @property
+    def source_failures(self) -> int:
+        return int(self._columns.source_failures[self._row])
 
     def v(self, name: str) -> float:
-        return self.values[name]
+        return float(self._columns.matrix[self._row, self._columns.feature_index[name]])
 
 
 def _hour(c: RowContext) -> str:
@@ -130,14 +173,18 @@ def reasons(
     X: EventFrame, contributions: np.ndarray, names: tuple[str, ...], usual_hours: np.ndarray, top: int = 3
 ) -> list[str]:
     """One line per row from its largest contributions; empty where nothing contributed."""
-    lines = []
     order = np.argsort(-contributions, axis=1)[:, : top + 2]  # spares for sentences said twice
-    for row in range(len(X)):
-        picked = [names[i] for i in order[row] if contributions[row, i] > 0]
+    positive = np.take_along_axis(contributions, order, axis=1) > 0
+    columns = FrameColumns(X)
+    lines = []
+    for row, (picks, kept, usual) in enumerate(
+        zip(order.tolist(), positive.tolist(), usual_hours.tolist(), strict=True)
+    ):
+        picked = [names[i] for i, keep in zip(picks, kept, strict=True) if keep]
         if not picked:
             lines.append("")
             continue
-        context = RowContext(X, row, (int(usual_hours[row, 0]), int(usual_hours[row, 1])))
+        context = RowContext(columns, row, (int(usual[0]), int(usual[1])))
         sentences = list(dict.fromkeys(SENTENCES[name](context) for name in picked))
         lines.append("; ".join(sentences[:top]))
     return lines
