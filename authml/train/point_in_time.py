@@ -53,6 +53,13 @@ def _stable_argsort(codes: np.ndarray) -> np.ndarray:
     return np.argsort(codes.astype(narrow), kind="stable")
 
 
+def _by_group_then_code(groups: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Rows (in time order) sorted stably by (group, code): a stable sort by code, then by group,
+    two radix sorts of narrow integers where one sort of the combined keys costs more."""
+    by_code = _stable_argsort(codes)
+    return by_code[_stable_argsort(groups[by_code])]
+
+
 def _distinct_sorted(values: np.ndarray) -> np.ndarray:
     # np.unique hashes in numpy 2, many times slower than a sort for a million int64; a stable
     # sort (timsort) merges the already sorted runs it is given in one pass
@@ -179,12 +186,15 @@ class HourlyHistory:
         lift = group_rank * (int(ordered.max()) + 1)
         return np.maximum.accumulate(ordered + lift) - lift
 
-    def lookup(self, groups: np.ndarray, buckets: np.ndarray) -> np.ndarray:
-        """Per query: the index (into the sorted rows) of its as-of row, -1 where there is none."""
+    def lookup(self, groups: np.ndarray, buckets: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+        """Per query: the index (into the sorted rows) of its as-of row, -1 where there is none.
+        ``order``: the queries sorted by group, stably (queries come in time order, so that sorts
+        them by (group, bucket) too), when the caller has it already."""
         if len(self.groups) == 0:
             return np.full(len(groups), -1, dtype=np.int64)
         queries = groups * self.width + np.searchsorted(self.hours, buckets)
-        order = np.argsort(queries)  # sorted queries keep the binary searches in cache
+        if order is None:
+            order = np.argsort(queries)  # sorted queries keep the binary searches in cache
         found = np.empty(len(queries), dtype=np.int64)
         found[order] = np.searchsorted(self.keys, queries[order], side="left") - 1
         clipped = np.maximum(found, 0)
@@ -296,7 +306,7 @@ def assemble_rows(
 
     # hourly history, as of the hour before the event's own
     past = HourlyHistory(hourly_user, _micros(hourly["bucket"]))
-    at = past.lookup(user, bucket)
+    at = past.lookup(user, bucket, by_user.order)
     out["user_events_before"] = gather(past.running_sum(_ints(hourly["events"])), at)
     out["user_active_hours_before"] = gather(past.running_sum(_ints(hourly["hours"])), at)
     out["hours_since_last_active"] = np.where(at >= 0, (bucket - gather(past.buckets, at)) // HOUR_US, 0)
@@ -308,7 +318,9 @@ def assemble_rows(
         combine([hour_user, _ints(hour_of_day["target_hour"])], [user_width, 25]),
         _micros(hour_of_day["bucket"]),
     )
-    at = hours.lookup(combine([user, local_hour], [user_width, 25]), bucket)
+    at = hours.lookup(
+        combine([user, local_hour], [user_width, 25]), bucket, _by_group_then_code(user, local_hour)
+    )
     out["hour_weight_before"] = gather(hours.running_sum(_floats(hour_of_day["weighted"])), at, 0.0)
 
     for prefix, table, term_user, term, event_term in (
@@ -319,10 +331,14 @@ def assemble_rows(
         counts = _floats(table["n"])
         term_bucket = _micros(table["bucket"])
         per_term = HourlyHistory(combine([term_user, term], [user_width, term_width]), term_bucket)
-        at = per_term.lookup(combine([user, event_term], [user_width, term_width]), bucket)
+        at = per_term.lookup(
+            combine([user, event_term], [user_width, term_width]),
+            bucket,
+            _by_group_then_code(user, event_term),
+        )
         out[f"{prefix}_events_before"] = gather(per_term.running_sum(counts), at, 0.0)
         every_term = HourlyHistory(term_user, term_bucket)
-        at = every_term.lookup(user, bucket)
+        at = every_term.lookup(user, bucket, by_user.order)
         out[f"{prefix.removesuffix('_type')}_typed_events_before"] = gather(
             every_term.running_sum(counts), at, 0.0
         )
