@@ -211,15 +211,26 @@ def gather(values: np.ndarray, index: np.ndarray, default: float = 0) -> np.ndar
 # Assembling the rows ---------------------------------------------------------------------------
 
 
-def _codes(*columns: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
-    """Integer codes shared across columns (the same string gets the same code), -1 for NULL."""
-    # one string type whatever Arrow layout a column came in (string, large or view strings)
-    chunks = [chunk.cast(pa.string()) for column in columns for chunk in getattr(column, "chunks", [column])]
-    joined = pa.chunked_array(chunks, type=pa.string())
-    encoded = pc.dictionary_encode(joined.combine_chunks())
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    splits = np.cumsum([len(column) for column in columns])[:-1]
-    return np.split(codes, splits)
+class _Encoded:
+    """String columns as integer codes shared across them (the same string gets the same code),
+    -1 for NULL; ``strings(codes)`` turns codes back into the column as the reader returns it."""
+
+    def __init__(self, *columns: pa.ChunkedArray | pa.Array):
+        # one string type whatever Arrow layout a column came in (string, large or view strings)
+        chunks = [
+            chunk.cast(pa.string()) for column in columns for chunk in getattr(column, "chunks", [column])
+        ]
+        joined = pa.chunked_array(chunks, type=pa.string())
+        encoded = pc.dictionary_encode(joined.combine_chunks())
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        splits = np.cumsum([len(column) for column in columns])[:-1]
+        self.codes = np.split(codes, splits)
+        self._lookup = np.empty(len(encoded.dictionary) + 1, dtype=object)  # the last one stays None
+        self._lookup[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+
+    def strings(self, codes: np.ndarray) -> np.ndarray:
+        """Python strings, one object per distinct value (None for NULL): see `_strings`."""
+        return self._lookup[codes]
 
 
 def _ints(column: pa.ChunkedArray, fill: int = 0) -> np.ndarray:
@@ -264,20 +275,28 @@ def assemble_rows(
     the rows of ``event_rows_sql`` (in time order, context rows first) and of ``history_sql``."""
     hourly, hour_of_day = history["hourly"], history["hour_of_day"]
     logon_types, encryption_types = history["logon_types"], history["encryption_types"]
-    user, *history_users = _codes(
-        events["user_name"],
+    # each string column is encoded once: its codes, and its values as the reader returns them
+    strings: dict[str, np.ndarray] = {}
+
+    def encode(name: str, *history_columns: pa.ChunkedArray) -> list[np.ndarray]:
+        encoded = _Encoded(events[name], *history_columns)
+        strings[name] = encoded.strings(encoded.codes[0])
+        return encoded.codes
+
+    user, *history_users = encode(
+        "user_name",
         hourly["user_name"],
         hour_of_day["user_name"],
         logon_types["user_name"],
         encryption_types["user_name"],
     )
     hourly_user, hour_user, logon_user, encryption_user = history_users
-    logon_type, logon_term = _codes(events["logon_type"], logon_types["term"])
-    enc_type, encryption_term = _codes(events["enc_type"], encryption_types["term"])
-    (source,) = _codes(events["source_ip"])
-    (host,) = _codes(events["host_name"])
-    (code,) = _codes(events["event_code"])
-    (service,) = _codes(events["service_name"])
+    logon_type, logon_term = encode("logon_type", logon_types["term"])
+    enc_type, encryption_term = encode("enc_type", encryption_types["term"])
+    (source,) = encode("source_ip")
+    (host,) = encode("host_name")
+    (code,) = encode("event_code")
+    (service,) = encode("service_name")
     ts, bucket = _micros(events["ts"]), _micros(events["bucket"])
     failed = events["failed"].to_numpy(zero_copy_only=False).astype(bool)
     user_width = width(user, *history_users)
@@ -346,7 +365,9 @@ def assemble_rows(
     # the other columns of RAW_COLUMNS come from the event SQL as they are
     for name in RAW_COLUMNS:
         if name not in out:
-            out[name] = _column(events[name], few_distinct=name != "_id")
+            out[name] = (
+                strings[name] if name in strings else _column(events[name], few_distinct=name != "_id")
+            )
     in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
     if not in_window.all():
         out = {name: values[in_window] for name, values in out.items()}
