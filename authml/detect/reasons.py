@@ -248,6 +248,7 @@ def reasons(
         if said[0] is None:
             lines.append("")
             continue
-        distinct = list(dict.fromkeys(sentence for sentence in said if sentence is not None))
-        lines.append("; ".join(distinct[:top]))
+        distinct = dict.fromkeys(said)  # in order, each sentence once
+        distinct.pop(None, None)  # the places of contributions that were not picked
+        lines.append("; ".join(list(distinct)[:top]))
     return lines
