@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ RC4_TYPES = ("0x17", "0x18", "23", "24")
 # Smoothing pseudo-counts for "share of this account's history" features: an account with no
 # history gets the prior share, not 0 or 1.
 SHARE_PRIOR_EVENTS = 2.0
+MATRIX_BLOCK_ROWS = 65_536
 
 FEATURES: dict[str, str] = {
     "hour": "hour of day in the configured time zone",
@@ -113,21 +115,24 @@ def _text(raw: dict[str, np.ndarray], name: str) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
-def _is_private(ips: np.ndarray) -> np.ndarray:
-    def private(ip: object) -> bool:
-        if not isinstance(ip, str):
-            return False
-        ip = ip.removeprefix("::ffff:")
-        if ip.startswith(("10.", "192.168.", "127.", "169.254.", "fe80:", "fc", "fd")) or ip in ("::1", "-"):
-            return True
-        if ip.startswith("172."):
-            second = ip.split(".")[1]
-            return second.isdigit() and 16 <= int(second) <= 31
+def _private_address(ip: object) -> bool:
+    if not isinstance(ip, str):
         return False
+    ip = ip.removeprefix("::ffff:")
+    if ip.startswith(("10.", "192.168.", "127.", "169.254.", "fe80:", "fc", "fd")) or ip in ("::1", "-"):
+        return True
+    if ip.startswith("172."):
+        second = ip.split(".")[1]
+        return second.isdigit() and 16 <= int(second) <= 31
+    return False
 
-    # a few thousand distinct addresses among a million events: decide each once
-    decided = {ip: private(ip) for ip in set(ips.tolist())}
-    return np.fromiter(map(decided.__getitem__, ips.tolist()), dtype=bool, count=len(ips))
+
+def _per_value(values: np.ndarray, decide: Callable[[Any], bool]) -> np.ndarray:
+    """``decide`` of every element, called once per distinct value: a few thousand distinct
+    addresses or codes among a million events (numpy compares objects one by one per choice)."""
+    listed = values.tolist()
+    decided = {value: decide(value) for value in set(listed)}
+    return np.fromiter(map(decided.__getitem__, listed), dtype=bool, count=len(listed))
 
 
 def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
@@ -159,6 +164,7 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
     code = _text(raw, "event_code")
     logon = _num(raw, "logon_type_number")
     enc = _text(raw, "enc_type")
+    ips = _text(raw, "source_ip")
     user_before = _num(raw, "user_events_before")
     raw_before = _num(raw, "user_raw_events_before")
     new_user = user_before == 0
@@ -197,7 +203,7 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "log_source_failures_1h": np.log1p(_num(raw, "source_failures_1h")),
         "source_failed_users_1h": _num(raw, "source_failed_users_1h"),
         "source_failed_users_prev_hour": _num(raw, "source_failed_users_prev_hour"),
-        "rc4_ticket": np.isin(enc, RC4_TYPES),
+        "rc4_ticket": _per_value(enc, RC4_TYPES.__contains__),
         "enc_type_share_before": np.where(
             enc != None,  # noqa: E711
             _share(_num(raw, "enc_type_events_before"), _num(raw, "enc_typed_events_before"), 0.5),
@@ -209,15 +215,19 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "max_hosts_per_hour_before": _num(raw, "max_hosts_per_hour_before"),
         "no_preauth": _num(raw, "no_preauth"),
         "log_dormant_days": np.log1p(_num(raw, "hours_since_last_active") / 24.0),
-        "private_source": _is_private(_text(raw, "source_ip")),
-        "has_source_ip": ~np.isin(_text(raw, "source_ip"), (None, *LOOPBACK_ADDRESSES)),
+        "private_source": _per_value(ips, _private_address),
+        "has_source_ip": _per_value(ips, lambda ip: ip not in (None, *LOOPBACK_ADDRESSES)),
         # only on failures: a success on a busy DC is not part of a spray there
         "host_failed_users_1h": _num(raw, "host_failed_users_1h") * _num(raw, "failed"),
         "log_days_observed": np.log1p(np.maximum(_num(raw, "hours_observed"), 0.0) / 24.0),
     }
     matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
-    for index, name in enumerate(FEATURE_NAMES):
-        matrix[:, index] = columns[name]
+    # A column of the row-major matrix is a strided write; filled a block of rows at a time, the
+    # rows being written stay in cache (a third of the time of whole-column writes).
+    for start in range(0, n, MATRIX_BLOCK_ROWS):
+        block = slice(start, start + MATRIX_BLOCK_ROWS)
+        for index, name in enumerate(FEATURE_NAMES):
+            matrix[block, index] = columns[name][block]
     identity = {
         "_id": _text(raw, "_id"),
         "ts": ts,

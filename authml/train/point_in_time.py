@@ -53,6 +53,13 @@ def _stable_argsort(codes: np.ndarray) -> np.ndarray:
     return np.argsort(codes.astype(narrow), kind="stable")
 
 
+def _by_group_then_code(groups: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Rows (in time order) sorted stably by (group, code): a stable sort by code, then by group,
+    two radix sorts of narrow integers where one sort of the combined keys costs more."""
+    by_code = _stable_argsort(codes)
+    return by_code[_stable_argsort(groups[by_code])]
+
+
 def _distinct_sorted(values: np.ndarray) -> np.ndarray:
     # np.unique hashes in numpy 2, many times slower than a sort for a million int64; a stable
     # sort (timsort) merges the already sorted runs it is given in one pass
@@ -179,12 +186,15 @@ class HourlyHistory:
         lift = group_rank * (int(ordered.max()) + 1)
         return np.maximum.accumulate(ordered + lift) - lift
 
-    def lookup(self, groups: np.ndarray, buckets: np.ndarray) -> np.ndarray:
-        """Per query: the index (into the sorted rows) of its as-of row, -1 where there is none."""
+    def lookup(self, groups: np.ndarray, buckets: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+        """Per query: the index (into the sorted rows) of its as-of row, -1 where there is none.
+        ``order``: the queries sorted by group, stably (queries come in time order, so that sorts
+        them by (group, bucket) too), when the caller has it already."""
         if len(self.groups) == 0:
             return np.full(len(groups), -1, dtype=np.int64)
         queries = groups * self.width + np.searchsorted(self.hours, buckets)
-        order = np.argsort(queries)  # sorted queries keep the binary searches in cache
+        if order is None:
+            order = np.argsort(queries)  # sorted queries keep the binary searches in cache
         found = np.empty(len(queries), dtype=np.int64)
         found[order] = np.searchsorted(self.keys, queries[order], side="left") - 1
         clipped = np.maximum(found, 0)
@@ -201,15 +211,26 @@ def gather(values: np.ndarray, index: np.ndarray, default: float = 0) -> np.ndar
 # Assembling the rows ---------------------------------------------------------------------------
 
 
-def _codes(*columns: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
-    """Integer codes shared across columns (the same string gets the same code), -1 for NULL."""
-    # one string type whatever Arrow layout a column came in (string, large or view strings)
-    chunks = [chunk.cast(pa.string()) for column in columns for chunk in getattr(column, "chunks", [column])]
-    joined = pa.chunked_array(chunks, type=pa.string())
-    encoded = pc.dictionary_encode(joined.combine_chunks())
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    splits = np.cumsum([len(column) for column in columns])[:-1]
-    return np.split(codes, splits)
+class _Encoded:
+    """String columns as integer codes shared across them (the same string gets the same code),
+    -1 for NULL; ``strings(codes)`` turns codes back into the column as the reader returns it."""
+
+    def __init__(self, *columns: pa.ChunkedArray | pa.Array):
+        # one string type whatever Arrow layout a column came in (string, large or view strings)
+        chunks = [
+            chunk.cast(pa.string()) for column in columns for chunk in getattr(column, "chunks", [column])
+        ]
+        joined = pa.chunked_array(chunks, type=pa.string())
+        encoded = pc.dictionary_encode(joined.combine_chunks())
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        splits = np.cumsum([len(column) for column in columns])[:-1]
+        self.codes = np.split(codes, splits)
+        self._lookup = np.empty(len(encoded.dictionary) + 1, dtype=object)  # the last one stays None
+        self._lookup[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+
+    def strings(self, codes: np.ndarray) -> np.ndarray:
+        """Python strings, one object per distinct value (None for NULL): see `_strings`."""
+        return self._lookup[codes]
 
 
 def _ints(column: pa.ChunkedArray, fill: int = 0) -> np.ndarray:
@@ -254,20 +275,28 @@ def assemble_rows(
     the rows of ``event_rows_sql`` (in time order, context rows first) and of ``history_sql``."""
     hourly, hour_of_day = history["hourly"], history["hour_of_day"]
     logon_types, encryption_types = history["logon_types"], history["encryption_types"]
-    user, *history_users = _codes(
-        events["user_name"],
+    # each string column is encoded once: its codes, and its values as the reader returns them
+    strings: dict[str, np.ndarray] = {}
+
+    def encode(name: str, *history_columns: pa.ChunkedArray) -> list[np.ndarray]:
+        encoded = _Encoded(events[name], *history_columns)
+        strings[name] = encoded.strings(encoded.codes[0])
+        return encoded.codes
+
+    user, *history_users = encode(
+        "user_name",
         hourly["user_name"],
         hour_of_day["user_name"],
         logon_types["user_name"],
         encryption_types["user_name"],
     )
     hourly_user, hour_user, logon_user, encryption_user = history_users
-    logon_type, logon_term = _codes(events["logon_type"], logon_types["term"])
-    enc_type, encryption_term = _codes(events["enc_type"], encryption_types["term"])
-    (source,) = _codes(events["source_ip"])
-    (host,) = _codes(events["host_name"])
-    (code,) = _codes(events["event_code"])
-    (service,) = _codes(events["service_name"])
+    logon_type, logon_term = encode("logon_type", logon_types["term"])
+    enc_type, encryption_term = encode("enc_type", encryption_types["term"])
+    (source,) = encode("source_ip")
+    (host,) = encode("host_name")
+    (code,) = encode("event_code")
+    (service,) = encode("service_name")
     ts, bucket = _micros(events["ts"]), _micros(events["bucket"])
     failed = events["failed"].to_numpy(zero_copy_only=False).astype(bool)
     user_width = width(user, *history_users)
@@ -296,7 +325,7 @@ def assemble_rows(
 
     # hourly history, as of the hour before the event's own
     past = HourlyHistory(hourly_user, _micros(hourly["bucket"]))
-    at = past.lookup(user, bucket)
+    at = past.lookup(user, bucket, by_user.order)
     out["user_events_before"] = gather(past.running_sum(_ints(hourly["events"])), at)
     out["user_active_hours_before"] = gather(past.running_sum(_ints(hourly["hours"])), at)
     out["hours_since_last_active"] = np.where(at >= 0, (bucket - gather(past.buckets, at)) // HOUR_US, 0)
@@ -308,7 +337,9 @@ def assemble_rows(
         combine([hour_user, _ints(hour_of_day["target_hour"])], [user_width, 25]),
         _micros(hour_of_day["bucket"]),
     )
-    at = hours.lookup(combine([user, local_hour], [user_width, 25]), bucket)
+    at = hours.lookup(
+        combine([user, local_hour], [user_width, 25]), bucket, _by_group_then_code(user, local_hour)
+    )
     out["hour_weight_before"] = gather(hours.running_sum(_floats(hour_of_day["weighted"])), at, 0.0)
 
     for prefix, table, term_user, term, event_term in (
@@ -319,10 +350,14 @@ def assemble_rows(
         counts = _floats(table["n"])
         term_bucket = _micros(table["bucket"])
         per_term = HourlyHistory(combine([term_user, term], [user_width, term_width]), term_bucket)
-        at = per_term.lookup(combine([user, event_term], [user_width, term_width]), bucket)
+        at = per_term.lookup(
+            combine([user, event_term], [user_width, term_width]),
+            bucket,
+            _by_group_then_code(user, event_term),
+        )
         out[f"{prefix}_events_before"] = gather(per_term.running_sum(counts), at, 0.0)
         every_term = HourlyHistory(term_user, term_bucket)
-        at = every_term.lookup(user, bucket)
+        at = every_term.lookup(user, bucket, by_user.order)
         out[f"{prefix.removesuffix('_type')}_typed_events_before"] = gather(
             every_term.running_sum(counts), at, 0.0
         )
@@ -330,7 +365,9 @@ def assemble_rows(
     # the other columns of RAW_COLUMNS come from the event SQL as they are
     for name in RAW_COLUMNS:
         if name not in out:
-            out[name] = _column(events[name], few_distinct=name != "_id")
+            out[name] = (
+                strings[name] if name in strings else _column(events[name], few_distinct=name != "_id")
+            )
     in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
     if not in_window.all():
         out = {name: values[in_window] for name, values in out.items()}
