@@ -89,8 +89,9 @@ class Rows:
         return self._X.matrix[self._rows, self._X.feature_names.index(name)].tolist()
 
     def count(self, name: str) -> list[int]:
-        """A feature that holds log(1 + n), as n."""
-        return [int(np.expm1(value)) for value in self.v(name)]
+        """A feature that holds log(1 + n), as n. Rounded: in float32, log1p(40) comes back as
+        39.99998, which truncation would print as 39."""
+        return [round(float(np.expm1(value))) for value in self.v(name)]
 
 
 def _hour(c: Rows) -> list[str]:

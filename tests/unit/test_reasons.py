@@ -95,6 +95,12 @@ def test_sentences_follow_contribution_order_and_are_said_once():
         "carol requested tickets for 7 services within an hour (never before)",
         "RC4 Kerberos ticket for carol to cifs/fs1 where AES is usual",
     ]
+    # Counts are stored as float32 log1p(n); each must read back as n, not n - 1.
+    for earlier in (30, 40, 1000, 123_457):
+        feature("log_user_events_before", np.float32(np.log1p(earlier)))
+        (line,) = reasons(frame, contributions, NAMES, np.array([[8, 17]]), top=2)
+        assert f"(2 of {earlier} earlier events)" in line
+    feature("log_user_events_before", np.log1p(50))
     (line,) = reasons(frame, contributions, NAMES, np.array([[-1, -1]]), top=5)
     assert line.split("; ")[0] == "03:00 is a rare hour for carol"
     assert line.split("; ")[-1] == "first logon to an unknown host for carol"
