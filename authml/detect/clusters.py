@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from authml.detect.base import Detector, group_index, standardise_fit
+from authml.detect.base import Detector, frame_index, standardise_fit
 from authml.errors import InputError
 from authml.train.matrix import FEATURE_NAMES, EventFrame
 
@@ -148,7 +148,7 @@ class ClusterDetector(Detector):
         return thresholds
 
     def thresholds_for(self, X: EventFrame, labels: np.ndarray) -> np.ndarray:
-        user_index = group_index(X.columns["user"], self.users_)
+        user_index = frame_index(X, "user", self.users_)
         per_user = np.where(user_index >= 0, self.user_thresholds_[np.maximum(user_index, 0)], np.nan)
         per_cluster = self.cluster_thresholds_[labels]
         chosen = np.where(np.isnan(per_user), per_cluster, per_user)

@@ -83,7 +83,7 @@ class CombinedDetector(Detector):
     def reasons(self, X: EventFrame, contributions: np.ndarray | None = None, top: int = 3) -> list[str]:
         if contributions is None:
             contributions = self.explain(X)
-        usual = self.rarity.usual_hours_of(X.columns["user"])
+        usual = self.rarity.usual_hours_of(X)
         return reasons(X, contributions, self.explanation_names_, usual, top=top)
 
     # Saving ---------------------------------------------------------------------------------

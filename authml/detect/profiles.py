@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from authml.detect.base import group_index
+from authml.detect.base import frame_index, frame_text
 from authml.train.matrix import SHARE_PRIOR_EVENTS, EventFrame
 
 # No weekday can be called unusual for an account seen on fewer days than a week.
@@ -172,9 +172,9 @@ class AddressOwners:
 
     def someone_elses(self, X: EventFrame) -> np.ndarray:
         """True where the event's address belongs to an account other than the event's."""
-        index = group_index(X.columns["source_ip"], self.addresses_)
+        index = frame_index(X, "source_ip", self.addresses_)
         owner = self.owners_[np.maximum(index, 0)] if len(self.owners_) else np.full(len(X), "")
-        users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
+        users = frame_text(X, "user")
         return (index >= 0) & (owner != users) & _named_account(X.columns["user"])
 
     def state(self) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from authml.detect.base import Detector, group_index
+from authml.detect.base import Detector, frame_index, group_index
 from authml.detect.calibration import TailCalibrator
 from authml.detect.profiles import AddressOwners, TimeProfiles, rarity_of_share
 from authml.errors import StoreError
@@ -157,7 +157,7 @@ class RarityDetector(Detector):
 
     def evidence(self, X: EventFrame, *, training: bool = False) -> np.ndarray:
         evidence = np.column_stack([FINDINGS[name](X) for name in FINDING_NAMES])
-        index = group_index(X.columns["user"], self.users_)
+        index = frame_index(X, "user", self.users_)
         evidence[:, FINDING_NAMES.index("outside_usual_hours")] = self._hours_outside_usual(X, index)
         # the hour as unusual as either the training profile or the point-in-time one says: the
         # latter knows accounts newer than the model, the former forgets no session's first hour
@@ -219,9 +219,9 @@ class RarityDetector(Detector):
     def score(self, X: EventFrame) -> np.ndarray:
         return self.explain(X).sum(axis=1)
 
-    def usual_hours_of(self, users: np.ndarray) -> np.ndarray:
-        """(first, last) usual hour per user, (-1, -1) for accounts unseen in training."""
-        return self._usual_hours_at(group_index(users, self.users_))
+    def usual_hours_of(self, X: EventFrame) -> np.ndarray:
+        """(first, last) usual hour of each row's account, (-1, -1) for accounts unseen in training."""
+        return self._usual_hours_at(frame_index(X, "user", self.users_))
 
     def _usual_hours_at(self, index: np.ndarray) -> np.ndarray:
         known = self.usual_hours_[np.maximum(index, 0)]

@@ -69,6 +69,8 @@ class EventFrame:
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
     # pyarrow.Table of the rows' ECS identity, when the reader selected it for scoring
     identity: Any = None
+    # Lookups derived from the columns, kept for the frame's life (see authml.detect.base.frame_index)
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.matrix.shape[0]
