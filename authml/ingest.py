@@ -7,13 +7,11 @@ summary shows the four counts and checks that they add up to the records read.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -24,6 +22,7 @@ from authml.ecs import get_path, user_key
 from authml.embedded.schema import event_columns
 from authml.embedded.store import DeadLetter, StoredEvent
 from authml.ids import event_id
+from authml.runtime import cyclic_gc_paused
 from authml.sources import SourceRecord, detect_format, read_records
 from authml.sources.ndjson import read_line_blocks
 
@@ -272,7 +271,8 @@ def ingest_file(
     summary = FileSummary(str(path), fmt)
     auth_codes = _auth_codes() if options.only_auth else None
     if fmt == "ndjson" and options.columnar and hasattr(sink, "write_line_block"):
-        _ingest_line_blocks(path, sink, dead_letter_file, summary, auth_codes, on_progress)
+        with cyclic_gc_paused():
+            _ingest_line_blocks(path, sink, dead_letter_file, summary, auth_codes, on_progress)
         return summary
     pending: Future | None = None
 
@@ -290,7 +290,7 @@ def ingest_file(
     def write(read: int, events: list[StoredEvent], letters: list[DeadLetter]):
         return read, letters, sink.write_batch(events, letters)
 
-    with _cyclic_gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="authml-writer") as writer:
+    with cyclic_gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="authml-writer") as writer:
         try:
             for batch in _batches(read_records(path, fmt), options.batch_size):
                 events, letters, skipped = _prepare_batch(batch, str(path), auth_codes)
@@ -344,23 +344,6 @@ def _ingest_line_blocks(
         summary.dead_lettered += len(letters)
         if on_progress is not None:
             on_progress(read)
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while records stream through.
-
-    Every record allocates dozens of dicts and lists, so the collector would run constantly and
-    each full pass walks every object alive (two batches of documents): measured at 1.6 KB per
-    event, that tripled JSON decoding and doubled the write. Decoded documents hold no cycles,
-    so reference counting frees them all the same."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _prepare_batch(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from authml.errors import InputError, NotReadyError
+from authml.runtime import cyclic_gc_paused
 from authml.score.model import ScoringModel
 
 CHUNK_ROWS = 200_000
@@ -64,7 +65,7 @@ def run_scoring(
     if options.since and options.until and options.since >= options.until:
         raise InputError(f"--since ({options.since}) must be before --until ({options.until})")
     now = datetime.now(UTC)
-    with Store.open(project_dir) as store:
+    with cyclic_gc_paused(), Store.open(project_dir) as store:
         lag = features_lag(store) if source is None else source.check_ready()
         if lag is not None:
             raise NotReadyError(
