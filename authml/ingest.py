@@ -24,7 +24,7 @@ from authml.embedded.store import DeadLetter, StoredEvent
 from authml.ids import event_id
 from authml.runtime import cyclic_gc_paused
 from authml.sources import SourceRecord, detect_format, read_records
-from authml.sources.ndjson import read_line_blocks
+from authml.sources.ndjson import ReadFailure, parse_line, read_line_blocks, record_from_parsed, truncated
 
 BATCH_SIZE = 5000
 
@@ -309,7 +309,7 @@ def ingest_file(
 
 def _ingest_line_blocks(
     path: Path,
-    sink: Any,
+    sink: Any,  # authml.embedded.sink.EmbeddedSink (which imports this module)
     dead_letter_file: DeadLetterFile,
     summary: FileSummary,
     auth_codes: frozenset[str] | None,
@@ -317,8 +317,6 @@ def _ingest_line_blocks(
 ) -> None:
     """NDJSON a block of lines at a time: the sink stores the plain records itself and hands back
     the others, which take the Python path line by line, so every line is accounted for once."""
-    from authml.sources.ndjson import ReadFailure, parse_line, record_from_parsed, truncated
-
     for block in read_line_blocks(path):
         if isinstance(block, ReadFailure):
             failure = record_from_parsed(*truncated(block.after_line, block.error))
