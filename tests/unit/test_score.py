@@ -17,21 +17,8 @@ from authml.score.explain import explain_event, explain_user
 from authml.score.records import IDENTITY_FIELDS, score_record
 from authml.score.run import ScoreOptions, run_scoring
 from authml.train.feature_sql import FeatureWindow
-from tests.unit.score_project import build_project, copy_project, fitted_model
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="session")
-def built(tmp_path_factory):
-    project = build_project(tmp_path_factory.mktemp("score") / "project")
-    return project, fitted_model(project)
-
-
-@pytest.fixture
-def project(built, tmp_path):
-    source, model = built
-    return copy_project(source, tmp_path / "project"), model
 
 
 def _scores(project_dir):
@@ -39,8 +26,8 @@ def _scores(project_dir):
         return read_scores(store)
 
 
-def test_same_window_twice_gives_same_scores_and_no_duplicates(project):
-    project_dir, model = project
+def test_same_window_twice_gives_same_scores_and_no_duplicates(scored_project):
+    project_dir, model = scored_project
     window = ScoreOptions(since=datetime(2025, 11, 3), until=datetime(2025, 11, 20))
     first = run_scoring(project_dir, model, window)
     before = {r["score_id"]: (r["score"], r["reasons"], r["detector_scores"]) for r in _scores(project_dir)}
@@ -52,8 +39,8 @@ def test_same_window_twice_gives_same_scores_and_no_duplicates(project):
     assert all(r["score_id"] == f"{r['event_id']}:test-model-1" for r in after)
 
 
-def test_checkpoint_scores_only_what_arrived_since_the_last_run(project):
-    project_dir, model = project
+def test_checkpoint_scores_only_what_arrived_since_the_last_run(scored_project):
+    project_dir, model = scored_project
     first = run_scoring(project_dir, model, ScoreOptions())
     again = run_scoring(project_dir, model, ScoreOptions())
     assert first.events_scored > 1000 and first.mode == "checkpoint"
@@ -70,16 +57,16 @@ def test_checkpoint_scores_only_what_arrived_since_the_last_run(project):
     assert len(_scores(project_dir)) == first.events_scored
 
 
-def test_scoring_refuses_when_features_are_behind_the_events(project):
-    project_dir, model = project
+def test_scoring_refuses_when_features_are_behind_the_events(scored_project):
+    project_dir, model = scored_project
     with Store.open(project_dir) as store:
         store.connection.execute("UPDATE feature_checkpoints SET sync_upper = sync_upper - INTERVAL 1 HOUR")
     with pytest.raises(NotReadyError, match="authml features build"):
         run_scoring(project_dir, model, ScoreOptions())
 
 
-def test_adapter_agrees_with_the_detector(built):
-    project_dir, model = built
+def test_adapter_agrees_with_the_detector(scored_project_source):
+    project_dir, model = scored_project_source
     with EmbeddedFeatureReader.open(project_dir) as reader:
         frame = reader.read_events(FeatureWindow())
     scored = model.score(frame)
@@ -91,8 +78,8 @@ def test_adapter_agrees_with_the_detector(built):
     assert not any(scored.reasons[i] for i in np.flatnonzero(scored.contributions.max(axis=1) == 0))
 
 
-def test_record_holds_exactly_the_listed_fields(project):
-    project_dir, model = project
+def test_record_holds_exactly_the_listed_fields(scored_project):
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions())
     row = max(_scores(project_dir), key=lambda r: r["score"])
     record = json.loads(json.dumps(score_record(row)))
@@ -120,8 +107,8 @@ def test_record_holds_exactly_the_listed_fields(project):
     assert "id" not in score_record(row_without_source_id)["event"]
 
 
-def test_user_risk_is_the_highest_recent_score(project):
-    project_dir, model = project
+def test_user_risk_is_the_highest_recent_score(scored_project):
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
     rows = _scores(project_dir)
     with Store.open(project_dir, read_only=True) as store:
@@ -140,8 +127,8 @@ def test_risk_levels():
     assert [risk_level(s) for s in (0, 30, 55, 90)] == ["low", "medium", "high", "critical"]
 
 
-def test_top_reasons_keep_score_order_and_drop_repeats(project):
-    project_dir, model = project
+def test_top_reasons_keep_score_order_and_drop_repeats(scored_project):
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
     with Store.open(project_dir, read_only=True) as store:
         risks = read_user_risk(store)
@@ -157,8 +144,8 @@ def test_top_reasons_keep_score_order_and_drop_repeats(project):
             assert risk["top_reasons"] == expected
 
 
-def test_injected_attacks_rank_among_the_top_alerts(project):
-    project_dir, model = project
+def test_injected_attacks_rank_among_the_top_alerts(scored_project):
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions())
     top = sorted(_scores(project_dir), key=lambda r: -r["score"])[:20]
     with Store.open(project_dir, read_only=True) as store:
@@ -166,8 +153,8 @@ def test_injected_attacks_rank_among_the_top_alerts(project):
     assert len(labels) >= 5, labels
 
 
-def test_explain_event_and_user(project):
-    project_dir, model = project
+def test_explain_event_and_user(scored_project):
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions())
     row = max(_scores(project_dir), key=lambda r: r["score"])
     with Store.open(project_dir, read_only=True) as store:
@@ -186,8 +173,8 @@ def test_explain_event_and_user(project):
             explain_user(store, "nobody-here")
 
 
-def test_evidence_orders_events_that_reach_the_cap(project):
-    project_dir, model = project
+def test_evidence_orders_events_that_reach_the_cap(scored_project):
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions())
     rows = _scores(project_dir)
     for row in rows:
@@ -213,14 +200,14 @@ def test_cli_usage_errors_say_what_to_do(tmp_path):
     assert neither.exit_code == 2 and "EVENT_ID or --user" in neither.output
 
 
-def test_user_risk_reads_each_events_newest_score_within_the_window(project):
+def test_user_risk_reads_each_events_newest_score_within_the_window(scored_project):
     """A second model version rescoring part of the events replaces their scores in the risk;
     a short window keeps only the events in the days before the newest one."""
     from datetime import timedelta
 
     from authml.embedded.scores import ScoreBatch, update_user_risk, write_scores
 
-    project_dir, model = project
+    project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions(risk_days=1000))
     first = _scores(project_dir)
     rescored = first[::3]

@@ -13,7 +13,6 @@ from authml.embedded.scores import read_scores, read_user_risk
 from authml.embedded.store import Store
 from authml.score.records import IDENTITY_FIELDS
 from authml.score.run import ScoreOptions, run_scoring
-from tests.unit.score_project import build_project, copy_project, fitted_model
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,18 +34,6 @@ EARLIER_SCORES_DDL = f"""CREATE TABLE scores (
 )"""
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    project = build_project(tmp_path_factory.mktemp("migration") / "project")
-    return project, fitted_model(project)
-
-
-@pytest.fixture
-def project(built, tmp_path):
-    source, model = built
-    return copy_project(source, tmp_path / "project"), model
-
-
 def _score_id_is_generated(project_dir) -> bool:
     with Store.open(project_dir, read_only=True) as store:
         (kind,) = store.connection.execute(
@@ -62,8 +49,8 @@ def _rows(project_dir):
     return {r["score_id"]: {k: v for k, v in r.items() if k != "scored_at"} for r in rows}
 
 
-def test_a_store_scored_by_an_earlier_version_still_reads_and_scores(project):
-    project_dir, model = project
+def test_a_store_scored_by_an_earlier_version_still_reads_and_scores(scored_project):
+    project_dir, model = scored_project
     window = ScoreOptions(since=datetime(2025, 11, 3), until=datetime(2025, 11, 20))
     run_scoring(project_dir, model, window)
     current = _rows(project_dir)
@@ -91,8 +78,8 @@ def test_a_store_scored_by_an_earlier_version_still_reads_and_scores(project):
         assert read_user_risk(store)
 
 
-def test_a_store_migrated_with_rows_of_another_model_keeps_both(project):
-    project_dir, model = project
+def test_a_store_migrated_with_rows_of_another_model_keeps_both(scored_project):
+    project_dir, model = scored_project
     window = ScoreOptions(since=datetime(2025, 11, 3), until=datetime(2025, 11, 20))
     run_scoring(project_dir, model, window)
     with Store.open(project_dir) as store:
@@ -112,8 +99,8 @@ def test_a_store_migrated_with_rows_of_another_model_keeps_both(project):
     assert len(rows) == 2 * len({r["event_id"] for r in rows.values()})
 
 
-def test_identity_read_with_the_features_is_the_events_own(project):
-    project_dir, model = project
+def test_identity_read_with_the_features_is_the_events_own(scored_project):
+    project_dir, model = scored_project
     # a window starting mid-history: the rows before it that the features read are not scored
     outcome = run_scoring(project_dir, model, ScoreOptions(since=datetime(2025, 11, 6, 13, 17)))
     assert outcome.events_scored > 1000
