@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
@@ -28,6 +31,7 @@ from authml.train.feature_sql import (
     event_rows_sql,
     history_sql,
     missing_tables_sql,
+    window_quantiles_sql,
 )
 from authml.train.matrix import EventFrame, build_event_frame
 from authml.train.point_in_time import assemble_rows
@@ -71,6 +75,33 @@ def read_event_rows(
     }
     raw = assemble_rows(events, history, LOOPBACK_ADDRESSES)
     return raw, identity_table(events) if with_identity else None
+
+
+def split_window(
+    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, rows_per_part: int
+) -> tuple[int, list[FeatureWindow]]:
+    """How many events the window holds, and consecutive windows that cover it with about
+    ``rows_per_part`` of them each (events at one time fall in one part)."""
+    if rows_per_part < 1:
+        raise ValueError(f"rows_per_part must be at least 1, not {rows_per_part}")
+    codes = authentication_event_codes()
+    # fetchall: a result left unfinished blocks the connection's next relation (DuckDB 2)
+    ((events, _),) = connection.execute(window_quantiles_sql(window, codes=codes, fractions=[])).fetchall()
+    parts = max(1, math.ceil(events / rows_per_part))
+    bounds: list[datetime] = []
+    if parts > 1:
+        fractions = [index / parts for index in range(1, parts)]
+        ((_, quantiles),) = connection.execute(
+            window_quantiles_sql(window, codes=codes, fractions=fractions)
+        ).fetchall()
+        bounds = sorted(set(quantiles))
+        if window.start is not None:  # a part starting where the window starts would be empty
+            bounds = [bound for bound in bounds if bound > window.start.replace(tzinfo=None)]
+        given = window.start or window.end
+        if given is not None and given.tzinfo is not None:  # the store's times are naive UTC
+            bounds = [bound.replace(tzinfo=UTC) for bound in bounds]
+    edges = [window.start, *bounds, window.end]
+    return events, [FeatureWindow(start, end, window.time_zone) for start, end in pairwise(edges)]
 
 
 def in_time_order(events: pa.Table) -> pa.Table:
@@ -127,6 +158,29 @@ class EmbeddedFeatureReader:
         frame = build_event_frame(raw)
         frame.identity = identity
         return frame
+
+    def read_event_parts(
+        self, window: FeatureWindow, *, rows_per_part: int, with_identity: bool = False
+    ) -> tuple[int, Iterator[EventFrame]]:
+        """How many events the window holds, and its frame in consecutive parts of about
+        ``rows_per_part`` events, each part's features as of its own events (the rows
+        ``read_events`` gives, in the same order). The parts are read lazily through a
+        connection of their own, so another thread can read them while the store's connection
+        writes (`authml.runtime.read_ahead`)."""
+        self.check_ready()
+        events, parts = split_window(self.store.connection, window, rows_per_part)
+        return events, self._read_parts(parts, with_identity)
+
+    def _read_parts(self, parts: list[FeatureWindow], with_identity: bool) -> Iterator[EventFrame]:
+        cursor = self.store.connection.cursor()
+        try:
+            for part in parts:
+                raw, identity = read_event_rows(cursor, part, with_identity=with_identity)
+                frame = build_event_frame(raw)
+                frame.identity = identity
+                yield frame
+        finally:
+            cursor.close()
 
     def time_range(self) -> tuple[object, object]:
         codes = ", ".join(f"'{c}'" for c in authentication_event_codes())

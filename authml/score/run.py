@@ -4,15 +4,22 @@ checkpoint and the per-account risk in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
 from authml.errors import InputError, NotReadyError
-from authml.runtime import cyclic_gc_paused
-from authml.score.model import ScoringModel
+from authml.runtime import cyclic_gc_paused, read_ahead
+from authml.score.model import ScoredFrame, ScoringModel
+from authml.train.matrix import EventFrame
+
+if TYPE_CHECKING:
+    from authml.embedded.scores import ScoreBatch
 
 CHUNK_ROWS = 200_000
 DEFAULT_RISK_DAYS = 7.0
@@ -50,7 +57,6 @@ def run_scoring(
 ) -> ScoreOutcome:
     from authml.embedded.feature_reader import EmbeddedFeatureReader
     from authml.embedded.scores import (
-        ScoreBatch,
         create_score_tables,
         features_lag,
         pending_events,
@@ -92,38 +98,33 @@ def run_scoring(
         )
         progress(f"reading features for {_describe(window)}")
         features = FeatureWindow(window[0], window[1], model.time_zone)
-        if source is None:  # the identity of the score rows comes from the same scan
-            frame = EmbeddedFeatureReader(store).read_events(features, with_identity=True)
-        else:
+        if source is None:
+            # Parts of the window read on the other core while the model scores the part before
+            # (the model runs on one thread); the identity of the score rows comes from the same scan.
+            events, parts = EmbeddedFeatureReader(store).read_event_parts(
+                features, rows_per_part=options.chunk_rows, with_identity=True
+            )
+            reading = read_ahead(parts)
+        else:  # read before the transaction: the reader copies the cluster's events into the store
             frame = source.feature_reader(store).read_events(features)
-        # The model runs in chunks (its explanation matrix is the largest thing in memory); the
-        # scores are written in one statement.
-        scores, reasons, detector_parts = [], [], []
-        for start in range(0, len(frame), options.chunk_rows):
-            chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
-            progress(f"scoring events {start + 1}-{start + len(chunk)} of {len(frame)}")
-            scored = model.score(chunk, reasons_from=REASONS_FROM_SCORE)
-            scores.append(scored.scores)
-            reasons.extend(scored.reasons)
-            detector_parts.append(scored.detector_scores)
-        all_scores = np.concatenate(scores) if scores else np.zeros(0)
-        ids, times = frame.columns["_id"], frame.columns["ts"]  # in time order
-        batch = ScoreBatch(
-            ids,
-            all_scores,
-            {name: np.concatenate([part[name] for part in detector_parts]) for name in detector_parts[0]}
-            if detector_parts
-            else {},
-            reasons,
-            # the frame's times are the store's own only when the features were read from it
-            time_range=(times[0].item(), times[-1].item()) if len(frame) and source is None else None,
-            identity=frame.identity,
-        )
-        outcome.events_scored = len(frame)
-        outcome.anomalies = int(np.sum(all_scores >= model.threshold))
-        outcome.event_ids = ids.tolist()
+            events, reading = len(frame), nullcontext(iter([frame]))
+        parts: list[ScoredPart] = []
+        scored_rows = 0
+        with reading as frames:
+            for frame in frames:
+                # the model runs in chunks: its explanation matrix is the largest thing in memory
+                for start in range(0, len(frame), options.chunk_rows):
+                    chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
+                    progress(f"scoring events {scored_rows + 1}-{scored_rows + len(chunk)} of {events}")
+                    parts.append(ScoredPart.of(chunk, model.score(chunk, reasons_from=REASONS_FROM_SCORE)))
+                    scored_rows += len(chunk)
+        batch = ScoredPart.batch(parts, store_times=source is None)
+        outcome.events_scored = len(batch.event_ids)
+        outcome.anomalies = int(np.sum(batch.scores >= model.threshold))
+        outcome.event_ids = list(batch.event_ids)
         with store.transaction():
-            progress(f"writing {len(frame)} scores")
+            # one statement for the window: DuckDB writes a large insert straight to its file
+            progress(f"writing {len(batch.event_ids)} scores")
             write_scores(store, batch, model_version=model.version, threshold=model.threshold, scored_at=now)
             if pending is not None and source is None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
@@ -134,6 +135,47 @@ def run_scoring(
         if pending is not None and source is not None:
             source.commit_checkpoint(pending, model.version, now)  # after the scores are committed
     return outcome
+
+
+@dataclass(slots=True)
+class ScoredPart:
+    """What a score row needs of a chunk of the window's frame, and what the model made of it
+    (not its explanation matrix: only one chunk's is held at a time)."""
+
+    frame: EventFrame
+    scores: np.ndarray
+    detector_scores: dict[str, np.ndarray]
+    reasons: list
+
+    @classmethod
+    def of(cls, frame: EventFrame, scored: ScoredFrame) -> ScoredPart:
+        return cls(frame, scored.scores, scored.detector_scores, scored.reasons)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.frame.columns["_id"]
+
+    @staticmethod
+    def batch(parts: list[ScoredPart], *, store_times: bool) -> ScoreBatch:
+        """The parts' score rows as one batch. ``store_times``: the frames' times are the store's
+        own (their features were read from it), so the write can skip the rest of the table by time."""
+        from authml.embedded.scores import ScoreBatch
+
+        if not parts:
+            return ScoreBatch(np.zeros(0, dtype=object), np.zeros(0), {}, [])
+        identities = [part.frame.identity for part in parts]
+        first, last = parts[0].frame.columns["ts"], parts[-1].frame.columns["ts"]  # in time order
+        return ScoreBatch(
+            np.concatenate([part.ids for part in parts]),
+            np.concatenate([part.scores for part in parts]),
+            {
+                name: np.concatenate([part.detector_scores[name] for part in parts])
+                for name in parts[0].detector_scores
+            },
+            [reasons for part in parts for reasons in part.reasons],
+            time_range=(first[0].item(), last[-1].item()) if store_times and len(last) else None,
+            identity=None if identities[0] is None else pa.concat_tables(identities).combine_chunks(),
+        )
 
 
 def _describe(window: tuple[datetime | None, datetime | None]) -> str:

@@ -208,6 +208,22 @@ def authentication_filter_sql(codes: list[str]) -> str:
     return f'"user.name" IS NOT NULL AND "@timestamp" IS NOT NULL AND "event.code" IN ({code_list})'
 
 
+def window_quantiles_sql(window: FeatureWindow, *, codes: list[str], fractions: list[float]) -> str:
+    """One row: how many authentication events the window holds, and the times at these
+    fractions of them (``quantile_disc``: each an event's own time), to split the window into
+    parts of about equal size."""
+    lower = f'AND "@timestamp" >= {_ts(window.start)}' if window.start else ""
+    upper = f'AND "@timestamp" < {_ts(window.end)}' if window.end else ""
+    quantiles = (
+        f'quantile_disc("@timestamp", [{", ".join(repr(float(f)) for f in fractions)}])'
+        if fractions
+        else "CAST([] AS TIMESTAMP[])"
+    )
+    return (
+        f"SELECT count(*), {quantiles} FROM events WHERE {authentication_filter_sql(codes)} {lower} {upper}"
+    )
+
+
 def event_rows_sql(
     window: FeatureWindow,
     *,

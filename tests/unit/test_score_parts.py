@@ -1,0 +1,118 @@
+"""Scoring a window part by part (features read ahead on another thread) gives the rows that
+reading and scoring it at once gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import pytest
+
+from authml.embedded.feature_reader import EmbeddedFeatureReader, split_window
+from authml.embedded.store import Store
+from authml.score.run import ScoreOptions, run_scoring
+from authml.train.feature_sql import FeatureWindow
+from tests.unit.score_project import copy_project
+
+
+def _scores(project_dir) -> list[tuple]:
+    with Store.open(project_dir, read_only=True) as store:
+        return store.connection.execute(
+            "SELECT * EXCLUDE (scored_at) FROM scores ORDER BY event_id, model_version"
+        ).fetchall()
+
+
+def _risk(project_dir) -> list[tuple]:
+    with Store.open(project_dir, read_only=True) as store:
+        return store.connection.execute("SELECT * EXCLUDE (updated_at) FROM user_risk ORDER BY 1").fetchall()
+
+
+@pytest.mark.parametrize(
+    "window", [{}, {"since": datetime(2025, 11, 6, 7, 30), "until": datetime(2025, 11, 9)}]
+)
+def test_scoring_in_parts_writes_the_rows_of_one_pass(scored_project_source, tmp_path, window):
+    source, model = scored_project_source
+    whole = copy_project(source, tmp_path / "whole")
+    in_parts = copy_project(source, tmp_path / "parts")
+    once = run_scoring(whole, model, ScoreOptions(chunk_rows=10**9, **window))
+    messages: list[str] = []
+    parts = run_scoring(in_parts, model, ScoreOptions(chunk_rows=400, **window), messages.append)
+
+    assert sum(message.startswith("scoring events") for message in messages) >= 3
+    assert parts.events_scored == once.events_scored > 1200
+    assert parts.anomalies == once.anomalies
+    assert parts.event_ids == once.event_ids
+    assert _scores(in_parts) == _scores(whole)
+    assert _risk(in_parts) == _risk(whole)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [FeatureWindow(), FeatureWindow(datetime(2025, 11, 5, 13, 0), datetime(2025, 11, 8, 2, 0))],
+)
+def test_parts_hold_the_rows_of_one_read(scored_project_source, window):
+    project_dir, _ = scored_project_source
+    with EmbeddedFeatureReader.open(project_dir) as reader:
+        one = reader.read_events(window, with_identity=True)
+        events, parts = reader.read_event_parts(window, rows_per_part=300, with_identity=True)
+        frames = list(parts)
+    assert len(frames) >= 4
+    assert events == len(one) == sum(len(frame) for frame in frames)
+    np.testing.assert_array_equal(np.concatenate([frame.matrix for frame in frames]), one.matrix)
+    for name, values in one.columns.items():
+        joined = np.concatenate([frame.columns[name] for frame in frames])
+        assert joined.tolist() == values.tolist(), name
+    assert all(frame.identity.to_pylist() for frame in frames)
+    joined_identity = [row for frame in frames for row in frame.identity.to_pylist()]
+    assert joined_identity == one.identity.to_pylist()
+
+
+def _times(connection) -> list[datetime]:
+    return [row[0] for row in connection.execute('SELECT "@timestamp" FROM events ORDER BY 1').fetchall()]
+
+
+@pytest.fixture
+def tied_events():
+    """Ten 4624 events, three of them at one time."""
+    connection = duckdb.connect()
+    connection.execute(
+        'CREATE TABLE events ("user.name" VARCHAR, "@timestamp" TIMESTAMP, "event.code" VARCHAR)'
+    )
+    times = [datetime(2025, 1, 1, hour) for hour in (1, 2, 3, 4, 4, 4, 5, 6, 7, 8)]
+    connection.executemany("INSERT INTO events VALUES ('u', ?, '4624')", [[t] for t in times])
+    connection.execute("INSERT INTO events VALUES ('u', '2025-01-01 04:30', '1102')")  # not authentication
+    return connection
+
+
+def test_split_window_covers_the_window_in_consecutive_parts(tied_events):
+    events, parts = split_window(tied_events, FeatureWindow(), 3)
+    assert events == 10
+    assert parts[0].start is None and parts[-1].end is None
+    assert all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+    per_part = [
+        sum(
+            1
+            for t in _times(tied_events)
+            if (p.start is None or t >= p.start) and (p.end is None or t < p.end)
+        )
+        for p in parts
+    ]
+    # the three events at 04:00 stay together; the part sizes still add up
+    assert sum(per_part) == 11 and len(parts) >= 3
+
+
+def test_split_window_keeps_the_window_bounds_and_their_time_zone(tied_events):
+    window = FeatureWindow(datetime(2025, 1, 1, 2, tzinfo=UTC), datetime(2025, 1, 1, 7, tzinfo=UTC), "UTC")
+    events, parts = split_window(tied_events, window, 2)
+    assert events == 7  # 02:00 up to 06:00, three at 04:00
+    assert parts[0].start == window.start and parts[-1].end == window.end
+    assert all(p.start.tzinfo is UTC and p.end.tzinfo is UTC for p in parts)
+    assert len(parts) >= 2
+
+
+def test_split_window_of_few_events_is_the_window(tied_events):
+    window = FeatureWindow(datetime(2025, 1, 1, 5), None)
+    assert split_window(tied_events, window, 100) == (4, [window])
+    with pytest.raises(ValueError, match="rows_per_part"):
+        split_window(tied_events, window, 0)
