@@ -95,11 +95,11 @@ def _bare_inference(project: Path, model, window) -> float:
 def measure(project: Path, repeat: int = 1) -> dict:
     import numpy as np
 
-    from authml.embedded.feature_reader import identity_table, in_time_order
-    from authml.embedded.scores import ScoreBatch, create_score_tables, update_user_risk, write_scores
+    from authml.embedded.feature_reader import identity_table, time_order
+    from authml.embedded.scores import create_score_tables, update_user_risk, write_scores
     from authml.embedded.store import Store
     from authml.score.model import load_current_model
-    from authml.score.run import REASONS_FROM_SCORE
+    from authml.score.run import REASONS_FROM_SCORE, ScoredPart
     from authml.train.feature_sql import (
         LOOPBACK_ADDRESSES,
         FeatureWindow,
@@ -127,22 +127,22 @@ def measure(project: Path, repeat: int = 1) -> dict:
         create_score_tables(store)
         connection = store.connection
         clock = time.perf_counter()
-        events = in_time_order(
-            connection.sql(
-                event_rows_sql(window, codes=codes, with_identity=True, ordered=False)
-            ).to_arrow_table()
-        )
+        events = connection.sql(
+            event_rows_sql(window, codes=codes, with_identity=True, ordered=False)
+        ).to_arrow_table()
+        order = time_order(events)
         history = {
             name: connection.sql(sql).to_arrow_table()
             for name, sql in history_sql(window, codes=codes).items()
         }
         stages["feature SQL (DuckDB to Arrow)"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        raw = assemble_rows(events, history, LOOPBACK_ADDRESSES)
-        identity = identity_table(events)
+        raw = assemble_rows(events, history, LOOPBACK_ADDRESSES, order)
+        identity, identity_rows = identity_table(events, order)
         stages["point-in-time features (numpy)"] = time.perf_counter() - clock
         clock = time.perf_counter()
         frame = build_event_frame(raw)
+        frame.identity, frame.identity_rows = identity, identity_rows
         stages["feature matrix"] = time.perf_counter() - clock
         del events, history, raw
 
@@ -157,15 +157,7 @@ def measure(project: Path, repeat: int = 1) -> dict:
 
         clock = time.perf_counter()
         with store.transaction():
-            times = frame.columns["ts"]
-            batch = ScoreBatch(
-                frame.columns["_id"],
-                scored.scores,
-                scored.detector_scores,
-                scored.reasons,
-                time_range=(times[0].item(), times[-1].item()),
-                identity=identity,
-            )
+            batch = ScoredPart.batch([ScoredPart.of(frame, scored)], store_times=True)
             write_scores(
                 store, batch, model_version=model.version, threshold=model.threshold, scored_at=datetime.now()
             )

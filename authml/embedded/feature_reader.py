@@ -57,9 +57,10 @@ def read_event_rows(
     with_labels: bool = False,
     prior_counts: str | None = None,
     with_identity: bool = False,
-) -> tuple[dict[str, np.ndarray], pa.Table | None]:
-    """read_raw_features, and with ``with_identity`` the same rows' ECS identity as an Arrow
-    table (IDENTITY_COLUMNS, named by field) from the same scan: what a score row copies."""
+) -> tuple[dict[str, np.ndarray], pa.Table | None, np.ndarray | None]:
+    """read_raw_features, and with ``with_identity`` the same rows' ECS identity from the same
+    scan (what a score row copies): an Arrow table (IDENTITY_COLUMNS, named by field) in the
+    scan's order, and the table's row of each raw row (see `identity_table`)."""
     codes = authentication_event_codes()
     sql = event_rows_sql(
         window,
@@ -69,12 +70,15 @@ def read_event_rows(
         with_identity=with_identity,
         ordered=False,
     )
-    events = in_time_order(connection.sql(sql).to_arrow_table())
+    events = connection.sql(sql).to_arrow_table()
+    order = time_order(events)
     history = {
         name: connection.sql(sql).to_arrow_table() for name, sql in history_sql(window, codes=codes).items()
     }
-    raw = assemble_rows(events, history, LOOPBACK_ADDRESSES)
-    return raw, identity_table(events) if with_identity else None
+    raw = assemble_rows(events, history, LOOPBACK_ADDRESSES, order)
+    if not with_identity:
+        return raw, None, None
+    return raw, *identity_table(events, order)
 
 
 def split_window(
@@ -104,18 +108,23 @@ def split_window(
     return events, [FeatureWindow(start, end, window.time_zone) for start, end in pairwise(edges)]
 
 
-def in_time_order(events: pa.Table) -> pa.Table:
-    """The rows of ``event_rows_sql(..., ordered=False)`` in (time, id) order. Arrow sorts the two
-    keys and gathers the rows once; DuckDB's ORDER BY carries every wide row through its sort,
-    which cost about a second more for a million events."""
-    return events.take(pc.sort_indices(events, [("ts", "ascending"), ("_id", "ascending")]))
+def time_order(events: pa.Table) -> np.ndarray:
+    """The permutation that puts the rows of ``event_rows_sql(..., ordered=False)`` in (time, id)
+    order. The rows stay where the scan left them: gathering a million wide rows (their strings)
+    cost more than all the sorting, and DuckDB's ORDER BY carried them through its sort too."""
+    keys = events.select(["ts", "_id"])
+    return pc.sort_indices(keys, [("ts", "ascending"), ("_id", "ascending")]).to_numpy()
 
 
-def identity_table(events: pa.Table) -> pa.Table:
-    """The window's rows of ``event_rows_sql(..., with_identity=True)``, identity columns only."""
+def identity_table(events: pa.Table, order: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """The window's rows of ``event_rows_sql(..., with_identity=True)``, identity columns only,
+    in the scan's order; and for each of them in (time, id) order (``order``, `time_order`), its
+    row in that table."""
     in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
     rows = events if in_window.all() else events.filter(pa.array(in_window))
-    return rows.select(list(IDENTITY_COLUMNS.values())).rename_columns(list(IDENTITY_COLUMNS))
+    table = rows.select(list(IDENTITY_COLUMNS.values())).rename_columns(list(IDENTITY_COLUMNS))
+    row_in_table = np.cumsum(in_window) - 1
+    return table, row_in_table[order[in_window[order]]]
 
 
 class EmbeddedFeatureReader:
@@ -152,11 +161,11 @@ class EmbeddedFeatureReader:
     ) -> EventFrame:
         """The window's frame; ``with_identity`` also keeps each row's ECS identity (``frame.identity``)."""
         self.check_ready()
-        raw, identity = read_event_rows(
+        raw, identity, identity_rows = read_event_rows(
             self.store.connection, window, with_labels=with_labels, with_identity=with_identity
         )
         frame = build_event_frame(raw)
-        frame.identity = identity
+        frame.identity, frame.identity_rows = identity, identity_rows
         return frame
 
     def read_event_parts(
@@ -175,9 +184,9 @@ class EmbeddedFeatureReader:
         cursor = self.store.connection.cursor()
         try:
             for part in parts:
-                raw, identity = read_event_rows(cursor, part, with_identity=with_identity)
+                raw, identity, identity_rows = read_event_rows(cursor, part, with_identity=with_identity)
                 frame = build_event_frame(raw)
-                frame.identity = identity
+                frame.identity, frame.identity_rows = identity, identity_rows
                 yield frame
         finally:
             cursor.close()

@@ -108,7 +108,7 @@ def run_scoring(
         else:  # read before the transaction: the reader copies the cluster's events into the store
             frame = source.feature_reader(store).read_events(features)
             events, reading = len(frame), nullcontext(iter([frame]))
-        parts: list[ScoredPart] = []
+        scored: list[ScoredPart] = []
         scored_rows = 0
         with reading as frames:
             for frame in frames:
@@ -116,12 +116,12 @@ def run_scoring(
                 for start in range(0, len(frame), options.chunk_rows):
                     chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
                     progress(f"scoring events {scored_rows + 1}-{scored_rows + len(chunk)} of {events}")
-                    parts.append(ScoredPart.of(chunk, model.score(chunk, reasons_from=REASONS_FROM_SCORE)))
+                    scored.append(ScoredPart.of(chunk, model.score(chunk, reasons_from=REASONS_FROM_SCORE)))
                     scored_rows += len(chunk)
-        batch = ScoredPart.batch(parts, store_times=source is None)
+        outcome.event_ids = [event_id for part in scored for event_id in part.ids.tolist()]  # in time order
+        batch = ScoredPart.batch(scored, store_times=source is None)
         outcome.events_scored = len(batch.event_ids)
         outcome.anomalies = int(np.sum(batch.scores >= model.threshold))
-        outcome.event_ids = list(batch.event_ids)
         with store.transaction():
             # one statement for the window: DuckDB writes a large insert straight to its file
             progress(f"writing {len(batch.event_ids)} scores")
@@ -155,6 +155,19 @@ class ScoredPart:
     def ids(self) -> np.ndarray:
         return self.frame.columns["_id"]
 
+    def identity_order(self) -> tuple[pa.Table | None, np.ndarray]:
+        """The identity table of these rows (None without one) and, for each of its rows, the
+        row of this part that it belongs to: score rows are written in the identity's order,
+        since moving the scores costs less than gathering the identity's strings."""
+        identity, rows = self.frame.identity, self.frame.identity_rows
+        if identity is None or rows is None:
+            return identity, np.arange(len(self.frame))
+        if len(rows) == identity.num_rows:  # all of the table's rows, in the frame's order
+            position = np.empty_like(rows)
+            position[rows] = np.arange(len(rows))
+            return identity, position
+        return identity.take(rows), np.arange(len(self.frame))  # a chunk of a larger frame
+
     @staticmethod
     def batch(parts: list[ScoredPart], *, store_times: bool) -> ScoreBatch:
         """The parts' score rows as one batch. ``store_times``: the frames' times are the store's
@@ -163,16 +176,17 @@ class ScoredPart:
 
         if not parts:
             return ScoreBatch(np.zeros(0, dtype=object), np.zeros(0), {}, [])
-        identities = [part.frame.identity for part in parts]
         first, last = parts[0].frame.columns["ts"], parts[-1].frame.columns["ts"]  # in time order
+        identities, positions = zip(*(part.identity_order() for part in parts), strict=True)
+        pairs = list(zip(parts, positions, strict=True))
         return ScoreBatch(
-            np.concatenate([part.ids for part in parts]),
-            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.ids[position] for part, position in pairs]),
+            np.concatenate([part.scores[position] for part, position in pairs]),
             {
-                name: np.concatenate([part.detector_scores[name] for part in parts])
+                name: np.concatenate([part.detector_scores[name][position] for part, position in pairs])
                 for name in parts[0].detector_scores
             },
-            [reasons for part in parts for reasons in part.reasons],
+            [part.reasons[row] for part, position in pairs for row in position.tolist()],
             time_range=(first[0].item(), last[-1].item()) if store_times and len(last) else None,
             identity=None if identities[0] is None else pa.concat_tables(identities).combine_chunks(),
         )

@@ -245,7 +245,7 @@ def event_rows_sql(
     only the events from an hour before the window on (a cluster's, read into a scratch copy);
     without it they are counted from ``events``. ``with_identity`` adds the ECS identity
     columns of IDENTITY_COLUMNS that no feature needs. ``ordered=False`` leaves the (time, id)
-    order to the caller (`authml.embedded.feature_reader.in_time_order`)."""
+    order to the caller (`authml.embedded.feature_reader.time_order`)."""
     tz = window.time_zone
     start, end = window.start, window.end
     auth_filter = authentication_filter_sql(codes)

@@ -67,8 +67,11 @@ class EventFrame:
     columns: dict[str, np.ndarray]
     matrix: np.ndarray  # float32, (rows, len(FEATURE_NAMES))
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
-    # pyarrow.Table of the rows' ECS identity, when the reader selected it for scoring
+    # pyarrow.Table of the rows' ECS identity, when the reader selected it for scoring, in the
+    # order the store returned them: row ``identity_rows[i]`` is frame row i's (None: row i).
+    # Gathering a million rows of strings into time order cost more than the rest of the sort.
     identity: Any = None
+    identity_rows: np.ndarray | None = None
     # Lookups derived from the columns, kept for the frame's life (see authml.detect.base.frame_index)
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -79,25 +82,23 @@ class EventFrame:
         return self.matrix[:, self.feature_names.index(name)]
 
     def take(self, index: np.ndarray | slice) -> EventFrame:
+        """These rows (views for a slice); the identity table is shared, not gathered."""
+        rows = None
+        if self.identity is not None:
+            rows = (np.arange(len(self)) if self.identity_rows is None else self.identity_rows)[index]
         return EventFrame(
             {k: v[index] for k, v in self.columns.items()},
             self.matrix[index],
             self.feature_names,
-            None if self.identity is None else _take_rows(self.identity, index, len(self)),
+            self.identity,
+            rows,
         )
 
-
-def _take_rows(table: Any, index: np.ndarray | slice, rows: int) -> Any:
-    """The same rows of an Arrow table as ``array[index]`` gives of a numpy array."""
-    if isinstance(index, slice):
-        start, stop, step = index.indices(rows)
-        if step == 1:
-            return table.slice(start, max(stop - start, 0))
-        index = np.arange(start, stop, step)
-    index = np.asarray(index)
-    if index.dtype == bool:
-        return table.filter(index)
-    return table.take(np.where(index < 0, index + rows, index))
+    def identity_in_order(self) -> Any:
+        """The identity table with one row per frame row, in the frame's order (None without one)."""
+        if self.identity is None or self.identity_rows is None:
+            return self.identity
+        return self.identity.take(self.identity_rows)
 
 
 def _num(raw: dict[str, np.ndarray], name: str) -> np.ndarray:

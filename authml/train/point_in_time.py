@@ -269,10 +269,20 @@ def _strings(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def assemble_rows(
-    events: pa.Table, history: dict[str, pa.Table], loopback: tuple[str, ...]
+    events: pa.Table,
+    history: dict[str, pa.Table],
+    loopback: tuple[str, ...],
+    order: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The per-event columns (authml.train.feature_sql.RAW_COLUMNS) of the window's events, from
-    the rows of ``event_rows_sql`` (in time order, context rows first) and of ``history_sql``."""
+    """The per-event columns (authml.train.feature_sql.RAW_COLUMNS) of the window's events, in
+    (time, id) order, from the rows of ``event_rows_sql`` and of ``history_sql``. ``order``: the
+    permutation that puts the event rows in that order, where the table is not in it already
+    (each column is permuted once converted: numbers and codes cost far less to move than the
+    table's strings)."""
+
+    def ordered(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
     hourly, hour_of_day = history["hourly"], history["hour_of_day"]
     logon_types, encryption_types = history["logon_types"], history["encryption_types"]
     # each string column is encoded once: its codes, and its values as the reader returns them
@@ -280,8 +290,9 @@ def assemble_rows(
 
     def encode(name: str, *history_columns: pa.ChunkedArray) -> list[np.ndarray]:
         encoded = _Encoded(events[name], *history_columns)
-        strings[name] = encoded.strings(encoded.codes[0])
-        return encoded.codes
+        codes = [ordered(encoded.codes[0]), *encoded.codes[1:]]
+        strings[name] = encoded.strings(codes[0])
+        return codes
 
     user, *history_users = encode(
         "user_name",
@@ -297,8 +308,8 @@ def assemble_rows(
     (host,) = encode("host_name")
     (code,) = encode("event_code")
     (service,) = encode("service_name")
-    ts, bucket = _micros(events["ts"]), _micros(events["bucket"])
-    failed = events["failed"].to_numpy(zero_copy_only=False).astype(bool)
+    ts, bucket = ordered(_micros(events["ts"])), ordered(_micros(events["bucket"]))
+    failed = ordered(events["failed"].to_numpy(zero_copy_only=False).astype(bool))
     user_width = width(user, *history_users)
     out: dict[str, np.ndarray] = {}
 
@@ -309,16 +320,18 @@ def assemble_rows(
     by_host = TrailingHour(host, ts, time_keys)
     by_user_source = TrailingHour(combine([user, source], [user_width, width(source)]), ts, time_keys)
     by_user_code = TrailingHour(combine([user, code], [user_width, width(code)]), ts, time_keys)
-    out["user_ip_events_before"] = _ints(events["prior_ip"]) + by_user_source.earlier()
-    out["user_code_events_before"] = _ints(events["prior_code"]) + by_user_code.earlier()
-    out["user_raw_events_before"] = _ints(events["prior_user"]) + by_user.earlier()
+    out["user_ip_events_before"] = ordered(_ints(events["prior_ip"])) + by_user_source.earlier()
+    out["user_code_events_before"] = ordered(_ints(events["prior_code"])) + by_user_code.earlier()
+    out["user_raw_events_before"] = ordered(_ints(events["prior_user"])) + by_user.earlier()
     out["user_failures_1h"] = by_user.count(failed) - failed
-    no_source = (source < 0) | pc.fill_null(
-        pc.is_in(events["source_ip"], pa.array(loopback)), False
-    ).to_numpy(zero_copy_only=False)
+    no_source = (source < 0) | ordered(
+        pc.fill_null(pc.is_in(events["source_ip"], pa.array(loopback)), False).to_numpy(zero_copy_only=False)
+    )
     out["source_failures_1h"] = np.where(no_source, 0, by_source.count(failed) - failed)
     out["source_failed_users_1h"] = np.where(no_source, 0, by_source.distinct(user, failed))
-    tickets = pc.fill_null(pc.equal(events["event_code"], "4769"), False).to_numpy(zero_copy_only=False)
+    tickets = ordered(
+        pc.fill_null(pc.equal(events["event_code"], "4769"), False).to_numpy(zero_copy_only=False)
+    )
     out["services_1h"] = by_user.distinct(service, tickets)
     out["hosts_1h"] = by_user.distinct(host, np.ones(len(ts), dtype=bool))
     out["host_failed_users_1h"] = np.where(host < 0, 0, by_host.distinct(user, failed))
@@ -332,7 +345,7 @@ def assemble_rows(
     out["max_hosts_per_hour_before"] = gather(past.running_max(_ints(hourly["hosts"])), at)
     out["max_services_per_hour_before"] = gather(past.running_max(_ints(hourly["services"])), at)
 
-    local_hour = _ints(events["local_hour"])
+    local_hour = ordered(_ints(events["local_hour"]))
     hours = HourlyHistory(
         combine([hour_user, _ints(hour_of_day["target_hour"])], [user_width, 25]),
         _micros(hour_of_day["bucket"]),
@@ -366,9 +379,11 @@ def assemble_rows(
     for name in RAW_COLUMNS:
         if name not in out:
             out[name] = (
-                strings[name] if name in strings else _column(events[name], few_distinct=name != "_id")
+                strings[name]
+                if name in strings
+                else ordered(_column(events[name], few_distinct=name != "_id"))
             )
-    in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
+    in_window = ordered(events["in_window"].to_numpy(zero_copy_only=False).astype(bool))
     if not in_window.all():
         out = {name: values[in_window] for name, values in out.items()}
     return out

@@ -62,12 +62,16 @@ def assert_same_rows(
         with_labels=with_labels,
     )
     expected = connection.execute(f"SELECT {', '.join(RAW_COLUMNS)} FROM ({reference})").fetchall()
-    raw, identity = read_event_rows(connection, window, with_labels=with_labels, with_identity=with_identity)
+    raw, identity, identity_rows = read_event_rows(
+        connection, window, with_labels=with_labels, with_identity=with_identity
+    )
     actual = _columns(raw)
     assert len(actual) == len(expected), window
-    if with_identity:
-        assert identity.column("event_id").to_pylist() == [row[0] for row in expected]
-        assert identity.column("user.name").to_pylist() == [row[2] for row in expected]
+    if with_identity:  # in the scan's order; identity_rows puts it in the rows' order
+        assert sorted(identity_rows.tolist()) == list(range(identity.num_rows))
+        in_order = identity.take(identity_rows)
+        assert in_order.column("event_id").to_pylist() == [row[0] for row in expected]
+        assert in_order.column("user.name").to_pylist() == [row[2] for row in expected]
     for want, got in zip(expected, actual, strict=True):
         if want != got or [_kind(w) for w in want] != [_kind(g) for g in got]:
             differing = {

@@ -63,9 +63,10 @@ def test_parts_hold_the_rows_of_one_read(scored_project_source, window):
     for name, values in one.columns.items():
         joined = np.concatenate([frame.columns[name] for frame in frames])
         assert joined.tolist() == values.tolist(), name
-    assert all(frame.identity.to_pylist() for frame in frames)
-    joined_identity = [row for frame in frames for row in frame.identity.to_pylist()]
-    assert joined_identity == one.identity.to_pylist()
+    joined_identity = [row for frame in frames for row in frame.identity_in_order().to_pylist()]
+    assert len(joined_identity) == len(one)
+    assert joined_identity == one.identity_in_order().to_pylist()
+    assert [row["event_id"] for row in joined_identity] == one.columns["_id"].tolist()
 
 
 def _times(connection) -> list[datetime]:
@@ -116,3 +117,35 @@ def test_split_window_of_few_events_is_the_window(tied_events):
     assert split_window(tied_events, window, 100) == (4, [window])
     with pytest.raises(ValueError, match="rows_per_part"):
         split_window(tied_events, window, 0)
+
+
+def test_each_score_row_holds_its_own_events_identity_and_score(scored_project):
+    """Score rows are written in the scan's order, not the frames': each must still get its own
+    event's identity and score (a chunk smaller than a part takes the slower path)."""
+    project_dir, model = scored_project
+    run_scoring(project_dir, model, ScoreOptions(chunk_rows=500))
+    with EmbeddedFeatureReader.open(project_dir) as reader:
+        frame = reader.read_events(FeatureWindow(time_zone=model.time_zone))
+    expected = dict(zip(frame.columns["_id"].tolist(), model.score(frame).scores.tolist(), strict=True))
+    with Store.open(project_dir, read_only=True) as store:
+        rows = store.connection.execute(
+            """SELECT s.event_id, s.score, s."user.name" = e."user.name", s."@timestamp" = e."@timestamp",
+                      s."winlog.record_id" IS NOT DISTINCT FROM e."winlog.record_id"
+               FROM scores s JOIN events e ON e._id = s.event_id"""
+        ).fetchall()
+    assert len(rows) == len(expected)
+    assert all(same_user and same_time and same_record for _, _, same_user, same_time, same_record in rows)
+    assert {event_id: score for event_id, score, *_ in rows} == pytest.approx(expected)
+
+
+def test_identity_order_of_a_whole_part_and_of_a_chunk(scored_project_source):
+    from authml.score.run import ScoredPart
+
+    project_dir, model = scored_project_source
+    with EmbeddedFeatureReader.open(project_dir) as reader:
+        frame = reader.read_events(FeatureWindow(), with_identity=True)
+    assert frame.identity_rows is not None and not np.array_equal(frame.identity_rows, np.arange(len(frame)))
+    for chunk in (frame, frame.take(slice(100, 900))):
+        part = ScoredPart.of(chunk, model.score(chunk))
+        identity, position = part.identity_order()
+        assert identity.column("event_id").to_pylist() == part.ids[position].tolist()
