@@ -133,15 +133,17 @@ class ScoreBatch:
     event_ids: Sequence[str]
     scores: Sequence[float]
     detector_scores: dict[str, Sequence[float]]  # detector name -> one value per event
-    reasons: Sequence[Sequence[str]]
+    reasons: Sequence[Sequence[str]] | pa.Array
     time_range: tuple[datetime, datetime] | None = None
     # The rows' ECS identity (authml.train.feature_sql.IDENTITY_COLUMNS) when the feature read
     # selected it; without it the write joins the events table by event id to copy it.
     identity: pa.Table | None = None
 
 
-def _reasons_array(reasons: Sequence[Sequence[str]]) -> pa.Array:
+def reasons_array(reasons: Sequence[Sequence[str]] | pa.Array) -> pa.Array:
     """A list<string> array without a Python list per row: most rows have no reasons."""
+    if isinstance(reasons, pa.Array):
+        return reasons
     lengths = np.fromiter(map(len, reasons), dtype=np.int32, count=len(reasons))
     offsets = np.zeros(len(reasons) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
@@ -160,7 +162,7 @@ def write_scores(
     detectors = sorted(batch.detector_scores)
     arrays = {
         "score": pa.array(np.asarray(batch.scores, dtype=np.float64)),
-        "reasons": _reasons_array(batch.reasons),
+        "reasons": reasons_array(batch.reasons),
     }
     for index, name in enumerate(detectors):
         arrays[f"d{index}"] = pa.array(np.asarray(batch.detector_scores[name], dtype=np.float64))

@@ -172,7 +172,7 @@ class ScoredPart:
     def batch(parts: list[ScoredPart], *, store_times: bool) -> ScoreBatch:
         """The parts' score rows as one batch. ``store_times``: the frames' times are the store's
         own (their features were read from it), so the write can skip the rest of the table by time."""
-        from authml.embedded.scores import ScoreBatch
+        from authml.embedded.scores import ScoreBatch, reasons_array
 
         if not parts:
             return ScoreBatch(np.zeros(0, dtype=object), np.zeros(0), {}, [])
@@ -186,7 +186,7 @@ class ScoredPart:
                 name: np.concatenate([part.detector_scores[name][position] for part, position in pairs])
                 for name in parts[0].detector_scores
             },
-            [part.reasons[row] for part, position in pairs for row in position.tolist()],
+            pa.concat_arrays([reasons_array(part.reasons).take(position) for part, position in pairs]),
             time_range=(first[0].item(), last[-1].item()) if store_times and len(last) else None,
             identity=None if identities[0] is None else pa.concat_tables(identities).combine_chunks(),
         )
