@@ -105,7 +105,7 @@ def run_scoring(
                 features, rows_per_part=options.chunk_rows, with_identity=True
             )
             reading = read_ahead(parts)
-        else:  # read before the transaction: the reader copies the cluster's events into the store
+        else:  # one frame: the reader copies the window's events from the cluster into the store first
             frame = source.feature_reader(store).read_events(features)
             events, reading = len(frame), nullcontext(iter([frame]))
         scored: list[ScoredPart] = []
