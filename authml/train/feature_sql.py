@@ -358,10 +358,18 @@ def history_sql(window: FeatureWindow, *, codes: list[str]) -> dict[str, str]:
         "uh_raw",
         collapse_before,
     )
+    # Rows before the window's first hour are summed per account and local hour before they are
+    # spread over the neighbouring hours (three rows each): the same totals, a third of the rows.
+    hour_source = "uh_raw"
+    if collapse_before is not None:
+        hour_source = f"""(SELECT user_name, bucket, events FROM uh_raw WHERE bucket >= {collapse_before}
+     UNION ALL
+     SELECT user_name, max(bucket), sum(events) FROM uh_raw WHERE bucket < {collapse_before}
+     GROUP BY user_name, hour({_local("bucket", tz)}))"""
     hour_rows = f"""hod_rows AS (
   SELECT user_name, bucket, (hour({_local("bucket", tz)}) + s.shift + 24) % 24 AS target_hour,
          CAST(events * s.weight AS DOUBLE) AS weighted
-  FROM uh_raw, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight)
+  FROM {hour_source}, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight)
 )"""
     hour_of_day = _history(
         "hist", "user_name, target_hour", {"weighted": "sum(weighted)"}, "hod_rows", collapse_before

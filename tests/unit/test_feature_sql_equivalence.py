@@ -219,3 +219,19 @@ def test_events_without_any_history_rows(project_dir):
             store.connection.execute(f'DELETE FROM "{table}"')
         assert assert_same_rows(store.connection, FeatureWindow()) > 0
         assert assert_same_rows(store.connection, FeatureWindow(start=T0 + timedelta(days=3, hours=5))) > 0
+
+
+def test_hour_profile_collapsed_across_a_daylight_saving_change(project_dir):
+    """History before the window is summed per local hour: an account active at the same UTC hours
+    on both sides of Berlin's clock change (30 March 2025) has events in different local hours."""
+    start = datetime(2025, 3, 26, 0, 30)
+    docs = [
+        logon(start + timedelta(days=day, hours=hour), "carol", record=day * 10 + hour)
+        for day in range(9)
+        for hour in (0, 1, 7)
+    ]
+    store = write_events(project_dir, docs)
+    build_feature_tables(store)
+    with store:
+        window = FeatureWindow(start=datetime(2025, 4, 2, 12, 0), time_zone="Europe/Berlin")
+        assert assert_same_rows(store.connection, window) > 0
