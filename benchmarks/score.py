@@ -4,14 +4,16 @@ Builds (or reuses, with --project) a store of generated events through the real 
 (generate, ingest, features build, train on the first three days), then measures on the same events:
 
 - pipeline: `run_scoring` end to end, as `authml score` runs it: the per-event feature SQL over the
-  store and feature tables (with the score rows' ECS identity), the model, reasons, the replace
-  of the window's rows in `scores`, the per-account risk;
+  store and feature tables (with the score rows' ECS identity), read in parts, each next part on
+  a second thread while the model scores the last; the model, reasons, the replace of the
+  window's rows in `scores`, the per-account risk;
 - bare inference: `CombinedDetector.score` on the same feature matrix, already in memory;
   everything is measured with Python's cyclic garbage collector paused, as `authml score` runs;
 - the periodic case: `authml score` over the newest hour and the newest day of the same store,
   whose scores then hold the whole history (the cost must follow the window, not the store);
 
-and prints events per second for both, the share of the pipeline each stage takes, and the ratio
+and prints events per second for both, the share each stage takes (the stages measured one after
+the other on the whole window, so they add up to more than the pipeline), and the ratio
 (the issue's target: the pipeline around the model costs no more than the model itself).
 With ``--repeat N`` the whole-history pipeline (from no scores each time) and the bare inference
 run N times, alternating, and the least of each makes the ratio: on a shared machine a single
