@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from authml.detect.base import Detector, frame_index, standardise_fit
+from authml.detect.base import Detector, frame_index, frame_text, standardise_fit
 from authml.errors import InputError
 from authml.train.matrix import FEATURE_NAMES, EventFrame
 
@@ -130,7 +130,7 @@ class ClusterDetector(Detector):
         distance = np.sqrt(d2)
         self.global_threshold_ = float(np.percentile(distance, self.percentile))
         self.cluster_thresholds_ = self._group_thresholds(labels, distance, best_k)
-        users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
+        users = frame_text(X, "user")
         self.users_, user_index = np.unique(users, return_inverse=True)
         self.user_thresholds_ = self._group_thresholds(user_index, distance, len(self.users_))
         self.cluster_shares_ = (np.bincount(labels, minlength=best_k) / len(labels)).astype(np.float64)

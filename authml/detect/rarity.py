@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from authml.detect.base import Detector, frame_index, group_index
+from authml.detect.base import Detector, frame_index, frame_text
 from authml.detect.calibration import TailCalibrator
 from authml.detect.profiles import AddressOwners, TimeProfiles, rarity_of_share
 from authml.errors import StoreError
@@ -188,7 +188,7 @@ class RarityDetector(Detector):
 
     def _fit(self, X: EventFrame) -> None:
         self._fit_usual_hours(X)
-        index = group_index(X.columns["user"], self.users_)
+        index = frame_index(X, "user", self.users_)
         self.profiles_ = TimeProfiles().fit(X, self.users_, index)
         self.owners_ = AddressOwners().fit(X)
         evidence = self.evidence(X, training=True)
@@ -196,7 +196,7 @@ class RarityDetector(Detector):
         self.explanation_names_ = FINDING_NAMES
 
     def _fit_usual_hours(self, X: EventFrame) -> None:
-        users = np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
+        users = frame_text(X, "user")
         self.users_, inverse = np.unique(users, return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         bounds = np.searchsorted(inverse[order], np.arange(len(self.users_) + 1))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from authml.detect.autoencoder import AutoencoderDetector
-from authml.detect.base import Detector, group_index
+from authml.detect.base import Detector, frame_index, frame_text
 from authml.detect.clusters import kmeans, nearest, silhouette
 from authml.train.matrix import EventFrame
 
@@ -37,10 +37,6 @@ def baseline_autoencoder(*, epochs: int, random_state: int, device: str = "auto"
     )
 
 
-def _users(X: EventFrame) -> np.ndarray:
-    return np.where(X.columns["user"] == None, "", X.columns["user"]).astype(str)  # noqa: E711
-
-
 class BaselineKMeans(Detector):
     """The Splunk-sidecar style behaviour clusters, as commonly deployed."""
 
@@ -52,7 +48,7 @@ class BaselineKMeans(Detector):
         self.percentile = percentile
 
     def _points(self, X: EventFrame) -> np.ndarray:
-        users = group_index(X.columns["user"], self.users_)
+        users = frame_index(X, "user", self.users_)
         hour = X.feature("hour").astype(np.float64)
         mean = np.where(users >= 0, self.hour_mean_[np.maximum(users, 0)], 12.0)
         std = np.where(users >= 0, self.hour_std_[np.maximum(users, 0)], 6.0)
@@ -68,7 +64,7 @@ class BaselineKMeans(Detector):
         ).astype(np.float32)
 
     def _fit(self, X: EventFrame) -> None:
-        users = _users(X)
+        users = frame_text(X, "user")
         self.users_, inverse = np.unique(users, return_inverse=True)
         hour = X.feature("hour").astype(np.float64)
         counts = np.bincount(inverse, minlength=len(self.users_))
@@ -99,7 +95,7 @@ class BaselineKMeans(Detector):
 
     def score(self, X: EventFrame) -> np.ndarray:
         distance = np.sqrt(nearest(self._points(X), self.centres_)[1])
-        users = group_index(X.columns["user"], self.users_)
+        users = frame_index(X, "user", self.users_)
         limit = np.where(users >= 0, self.user_limits_[np.maximum(users, 0)], self.global_limit_)
         return distance / np.maximum(limit, 1e-3)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from authml.detect.base import frame_text
 from authml.detect.combined import CombinedDetector
 from authml.errors import NotReadyError
 from authml.train.baselines import BaselineKMeans, baseline_autoencoder
@@ -61,7 +62,7 @@ class EvalResult:
 
 
 def _labels(frame: EventFrame) -> np.ndarray:
-    return np.where(frame.columns["scenario"] == None, "", frame.columns["scenario"]).astype(str)  # noqa: E711
+    return frame_text(frame, "scenario")
 
 
 def _scenario_figures(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from authml import __version__
+from authml.detect.base import frame_text
 from authml.detect.combined import CombinedDetector
 from authml.errors import NotReadyError
 from authml.train.drift import check_drift, feature_profile
@@ -74,7 +75,7 @@ def user_days(frame: EventFrame) -> float:
     if len(frame) == 0:
         return 0.0
     days = frame.columns["ts"].astype("datetime64[D]")
-    users = np.where(frame.columns["user"] == None, "", frame.columns["user"]).astype(str)  # noqa: E711
+    users = frame_text(frame, "user")
     return float(len(set(zip(users.tolist(), days.tolist(), strict=True))))
 
 
