@@ -91,12 +91,9 @@ def test_split_window_covers_the_window_in_consecutive_parts(tied_events):
     assert events == 10
     assert parts[0].start is None and parts[-1].end is None
     assert all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+    times = _times(tied_events)
     per_part = [
-        sum(
-            1
-            for t in _times(tied_events)
-            if (p.start is None or t >= p.start) and (p.end is None or t < p.end)
-        )
+        sum(1 for t in times if (p.start is None or t >= p.start) and (p.end is None or t < p.end))
         for p in parts
     ]
     # the three events at 04:00 stay together; the part sizes still add up
