@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gc
-import queue
-import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -32,56 +34,33 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 
 @contextmanager
-def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[Iterator[T]]:
-    """The items of ``items``, each made in a background thread while the caller works on the
-    one before (at most ``depth`` waiting, and one more being made).
+def map_ahead(function: Callable[[T], R], items: Iterable[T], *, workers: int = 2) -> Iterator[Iterator[R]]:
+    """``function(item)`` for each of ``items``, results in the items' order, made on ``workers``
+    background threads ahead of the caller (``workers`` made or being made beyond the result in
+    the caller's hands, no more).
 
-    For producers whose work releases the GIL (DuckDB queries, Arrow and numpy on large arrays)
-    and consumers that leave a core idle: scoring runs its model on one thread, so reading the
-    next part's features on the other core hides most of the read. An exception in the
-    producer is raised in the caller at the item it would have made; leaving the block (also
-    by an exception or Ctrl-C) stops the producer after the item in hand and closes it in its
-    own thread, before the block returns."""
-    finished = object()
-    waiting: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    For functions whose work mostly releases the GIL (DuckDB queries, Arrow, numpy and torch on
+    large arrays): scoring reads and scores the parts of a window this way. ``items`` is drawn
+    in the caller's thread (what drawing makes, such as a database cursor per item, is made
+    there). An exception in ``function`` is raised in the caller at that item's place; leaving
+    the block (also by an exception or Ctrl-C) cancels the items not started and waits for
+    those being made, so no thread outlives the block."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="authml-ahead")
+    pending: deque[Future[R]] = deque()
+    source = iter(items)
 
-    def hand_over(entry: tuple[object, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def results() -> Iterator[R]:
+        pending.extend(pool.submit(function, item) for item in islice(source, workers))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(function, item) for item in islice(source, 1))
+            yield result
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand_over((item, None)):
-                    break
-            else:
-                hand_over((finished, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            hand_over((None, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    def consume() -> Iterator[T]:
-        while True:
-            item, error = waiting.get()
-            if error is not None:
-                raise error
-            if item is finished:
-                return
-            yield item
-
-    worker = threading.Thread(target=produce, name="authml-read-ahead", daemon=True)
-    worker.start()
     try:
-        yield consume()
+        yield results()
     finally:
-        stop.set()
-        worker.join()
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)

@@ -3,10 +3,11 @@
 Builds (or reuses, with --project) a store of generated events through the real commands
 (generate, ingest, features build, train on the first three days), then measures on the same events:
 
-- pipeline: `run_scoring` end to end, as `authml score` runs it: the per-event feature SQL over the
-  store and feature tables (with the score rows' ECS identity), read in parts, each next part on
-  a second thread while the model scores the last; the model, reasons, the replace of the
-  window's rows in `scores`, the per-account risk;
+- pipeline: `run_scoring` end to end, as `authml score` runs it: the window split in parts, each
+  part's per-event feature SQL over the store and feature tables (with the score rows' ECS
+  identity), its features and the model's scores and reasons made on one of the workers (parts
+  side by side, one worker per core); the replace of the window's rows in `scores`, the
+  per-account risk;
 - bare inference: `CombinedDetector.score` on the same feature matrix, already in memory;
   everything is measured with Python's cyclic garbage collector paused, as `authml score` runs;
 - the periodic case: `authml score` over the newest hour and the newest day of the same store,

@@ -28,6 +28,9 @@ def torch_threads(threads: int) -> Iterator[None]:
     import torch
 
     previous = torch.get_num_threads()
+    if previous == threads:  # nothing to change, nor for a thread beside this one to see changed
+        yield
+        return
     torch.set_num_threads(threads)
     try:
         yield

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 
@@ -168,28 +169,21 @@ class EmbeddedFeatureReader:
         frame.identity, frame.identity_rows = identity, identity_rows
         return frame
 
-    def read_event_parts(
-        self, window: FeatureWindow, *, rows_per_part: int, with_identity: bool = False
-    ) -> tuple[int, Iterator[EventFrame]]:
-        """How many events the window holds, and its frame in consecutive parts of about
-        ``rows_per_part`` events, each part's features as of its own events (the rows
-        ``read_events`` gives, in the same order). The parts are read lazily through a
-        connection of their own, so another thread can read them while the store's connection
-        writes (`authml.runtime.read_ahead`)."""
+    def window_parts(self, window: FeatureWindow, *, rows_per_part: int) -> tuple[int, list[FeatureWindow]]:
+        """How many events the window holds, and consecutive windows that cover it with about
+        ``rows_per_part`` of them each (`split_window`): read each with ``part_reads``."""
         self.check_ready()
-        events, parts = split_window(self.store.connection, window, rows_per_part)
-        return events, self._read_parts(parts, with_identity)
+        return split_window(self.store.connection, window, rows_per_part)
 
-    def _read_parts(self, parts: list[FeatureWindow], with_identity: bool) -> Iterator[EventFrame]:
-        cursor = self.store.connection.cursor()
-        try:
-            for part in parts:
-                raw, identity, identity_rows = read_event_rows(cursor, part, with_identity=with_identity)
-                frame = build_event_frame(raw)
-                frame.identity, frame.identity_rows = identity, identity_rows
-                yield frame
-        finally:
-            cursor.close()
+    def part_reads(
+        self, parts: list[FeatureWindow], *, with_identity: bool = False
+    ) -> Iterator[Callable[[], EventFrame]]:
+        """For each part, a function that reads its frame, each part's features as of its own
+        events (the rows ``read_events`` gives, in the same order), through a connection of its
+        own: the parts can be read on other threads, at once, while the store's connection
+        writes. The connection is made as the function is drawn, in the drawing thread."""
+        for part in parts:
+            yield partial(_read_part, part, self.store.connection.cursor(), with_identity=with_identity)
 
     def time_range(self) -> tuple[object, object]:
         codes = ", ".join(f"'{c}'" for c in authentication_event_codes())
@@ -199,6 +193,16 @@ class EmbeddedFeatureReader:
 
     def count_users(self) -> int:
         return self.store.connection.execute('SELECT count(DISTINCT "user.name") FROM events').fetchone()[0]
+
+
+def _read_part(part: FeatureWindow, cursor: duckdb.DuckDBPyConnection, *, with_identity: bool) -> EventFrame:
+    try:
+        raw, identity, identity_rows = read_event_rows(cursor, part, with_identity=with_identity)
+    finally:
+        cursor.close()
+    frame = build_event_frame(raw)
+    frame.identity, frame.identity_rows = identity, identity_rows
+    return frame
 
 
 # Per account, source IP and event code: how many events came before a window's context hour.

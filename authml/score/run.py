@@ -3,6 +3,7 @@ checkpoint and the per-account risk in one transaction."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from authml.errors import InputError, NotReadyError
-from authml.runtime import cyclic_gc_paused, read_ahead
+from authml.runtime import cyclic_gc_paused, map_ahead
 from authml.score.model import ScoredFrame, ScoringModel
 from authml.train.matrix import EventFrame
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from authml.embedded.scores import ScoreBatch
 
 CHUNK_ROWS = 200_000
+# Parts of a window read and scored at once: one per core, at most four (each holds a part's
+# features and explanation matrix).
+SCORING_WORKERS = max(1, min(4, os.cpu_count() or 1))
 DEFAULT_RISK_DAYS = 7.0
 # Events below this combined score (the "medium" risk level) get no reasons: they are not
 # alerts, and `authml explain` computes the reasons of any event on demand.
@@ -98,26 +102,40 @@ def run_scoring(
         )
         progress(f"reading features for {_describe(window)}")
         features = FeatureWindow(window[0], window[1], model.time_zone)
+
+        def score_frame(frame: EventFrame) -> list[ScoredPart]:
+            # in chunks: the model's explanation matrix is the largest thing in memory
+            return [
+                ScoredPart.of(chunk, model.score(chunk, reasons_from=REASONS_FROM_SCORE))
+                for chunk in (
+                    frame.take(slice(start, start + options.chunk_rows))  # views, not copies
+                    for start in range(0, len(frame), options.chunk_rows)
+                )
+            ]
+
         if source is None:
-            # Parts of the window read on the other core while the model scores the part before
-            # (the model runs on one thread); the identity of the score rows comes from the same scan.
-            events, parts = EmbeddedFeatureReader(store).read_event_parts(
-                features, rows_per_part=options.chunk_rows, with_identity=True
+            # Parts of the window, each read and scored on one of the workers (features and
+            # model together): a part's read alone leaves a core idle while its numpy runs, and
+            # a model thread of its own waited for the reads. The identity of the score rows
+            # comes from the same scan as the features.
+            reader = EmbeddedFeatureReader(store)
+            events, parts = reader.window_parts(features, rows_per_part=options.chunk_rows)
+            scoring = map_ahead(
+                lambda read: score_frame(read()),
+                reader.part_reads(parts, with_identity=True),
+                workers=SCORING_WORKERS,
             )
-            reading = read_ahead(parts)
         else:  # one frame: the reader copies the window's events from the cluster into the store first
             frame = source.feature_reader(store).read_events(features)
-            events, reading = len(frame), nullcontext(iter([frame]))
+            events, scoring = len(frame), nullcontext(iter([score_frame(frame)]))
         scored: list[ScoredPart] = []
         scored_rows = 0
-        with reading as frames:
-            for frame in frames:
-                # the model runs in chunks: its explanation matrix is the largest thing in memory
-                for start in range(0, len(frame), options.chunk_rows):
-                    chunk = frame.take(slice(start, start + options.chunk_rows))  # views, not copies
-                    progress(f"scoring events {scored_rows + 1}-{scored_rows + len(chunk)} of {events}")
-                    scored.append(ScoredPart.of(chunk, model.score(chunk, reasons_from=REASONS_FROM_SCORE)))
-                    scored_rows += len(chunk)
+        with scoring as scored_parts:
+            for chunks in scored_parts:  # in time order
+                scored.extend(chunks)
+                rows = sum(len(chunk.frame) for chunk in chunks)
+                progress(f"scored events {scored_rows + 1}-{scored_rows + rows} of {events}")
+                scored_rows += rows
         outcome.event_ids = [event_id for part in scored for event_id in part.ids.tolist()]  # in time order
         batch = ScoredPart.batch(scored, store_times=source is None)
         outcome.events_scored = len(batch.event_ids)

@@ -1,4 +1,4 @@
-"""The run-wide helpers of authml.runtime: reading ahead on a background thread."""
+"""The run-wide helpers of authml.runtime: making results ahead of the caller on background threads."""
 
 from __future__ import annotations
 
@@ -7,65 +7,80 @@ import time
 
 import pytest
 
-from authml.runtime import read_ahead
+from authml.runtime import map_ahead
 
 
-def test_items_arrive_in_order_made_on_another_thread():
-    makers: list[str] = []
+def _wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
-    def produce():
-        for item in range(5):
-            makers.append(threading.current_thread().name)
+
+def test_results_arrive_in_the_items_order_made_on_other_threads():
+    makers: set[str] = set()
+
+    def make(item: int) -> int:
+        makers.add(threading.current_thread().name)
+        time.sleep(0.02 * (5 - item))  # later items finish first
+        return item * 10
+
+    with map_ahead(make, range(5), workers=2) as results:
+        assert list(results) == [0, 10, 20, 30, 40]
+    assert makers and all(name.startswith("authml-ahead") for name in makers)
+
+
+def test_workers_items_are_made_ahead_of_the_caller_and_no_more():
+    started: list[int] = []
+    drawn_in: set[str] = set()
+
+    def items():
+        for item in range(6):
+            drawn_in.add(threading.current_thread().name)
             yield item
 
-    with read_ahead(produce()) as items:
-        assert list(items) == [0, 1, 2, 3, 4]
-    assert set(makers) == {"authml-read-ahead"}
+    def make(item: int) -> int:
+        started.append(item)
+        return item
 
-
-def test_the_next_item_is_made_while_the_caller_works_on_the_last():
-    made: list[int] = []
-
-    def produce():
-        for item in range(5):
-            made.append(item)
-            yield item
-
-    with read_ahead(produce(), depth=1) as items:
-        first = next(items)
-        deadline = time.monotonic() + 5
-        while len(made) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # one waiting in the queue and one in the producer's hand, no more
-        assert first == 0 and made == [0, 1, 2]
+    with map_ahead(make, items(), workers=2) as results:
+        assert next(results) == 0
+        _wait_for(lambda: len(started) >= 3)
         time.sleep(0.05)
-        assert made == [0, 1, 2]
-        assert list(items) == [1, 2, 3, 4]
+        assert sorted(started) == [0, 1, 2]  # the one in the caller's hands and two more
+        assert list(results) == [1, 2, 3, 4, 5]
+    assert drawn_in == {threading.current_thread().name}
 
 
-def test_a_producer_error_is_raised_in_the_caller_after_the_items_before_it():
-    def produce():
-        yield "a"
-        raise LookupError("part 2 is broken")
+def test_an_error_is_raised_in_the_caller_at_its_items_place():
+    def make(item: str) -> str:
+        if item == "b":
+            raise LookupError("part 2 is broken")
+        return item
 
     seen = []
-    with pytest.raises(LookupError, match="part 2 is broken"), read_ahead(produce()) as items:
-        for item in items:
-            seen.append(item)
+    with pytest.raises(LookupError, match="part 2 is broken"), map_ahead(make, "abc") as results:
+        for result in results:
+            seen.append(result)
     assert seen == ["a"]
 
 
-def test_leaving_early_stops_the_producer_and_closes_it_in_its_thread():
-    closed_in: list[str] = []
+def test_leaving_early_cancels_what_has_not_started_and_waits_for_the_rest():
+    started: list[int] = []
+    finished: list[int] = []
 
-    def produce():
-        try:
-            yield from range(1000)
-        finally:
-            closed_in.append(threading.current_thread().name)
+    def make(item: int) -> int:
+        started.append(item)
+        time.sleep(0.05)
+        finished.append(item)
+        return item
 
-    with pytest.raises(RuntimeError, match="caller failed"), read_ahead(produce()) as items:
-        next(items)
+    with pytest.raises(RuntimeError, match="caller failed"), map_ahead(make, range(1000)) as results:
+        next(results)
         raise RuntimeError("caller failed")
-    assert closed_in == ["authml-read-ahead"]  # closed before the block returned
-    assert not any(thread.name == "authml-read-ahead" for thread in threading.enumerate())
+    assert len(started) <= 3 and sorted(finished) == sorted(started)  # none left running
+    assert not any(thread.name.startswith("authml-ahead") for thread in threading.enumerate())
+
+
+def test_workers_must_be_at_least_one():
+    with pytest.raises(ValueError, match="at least 1"), map_ahead(str, [1], workers=0):
+        pass

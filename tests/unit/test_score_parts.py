@@ -39,7 +39,7 @@ def test_scoring_in_parts_writes_the_rows_of_one_pass(scored_project_source, tmp
     messages: list[str] = []
     parts = run_scoring(in_parts, model, ScoreOptions(chunk_rows=400, **window), messages.append)
 
-    assert sum(message.startswith("scoring events") for message in messages) >= 3
+    assert sum(message.startswith("scored events") for message in messages) >= 3
     assert parts.events_scored == once.events_scored > 1200
     assert parts.anomalies == once.anomalies
     assert parts.event_ids == once.event_ids
@@ -55,8 +55,8 @@ def test_parts_hold_the_rows_of_one_read(scored_project_source, window):
     project_dir, _ = scored_project_source
     with EmbeddedFeatureReader.open(project_dir) as reader:
         one = reader.read_events(window, with_identity=True)
-        events, parts = reader.read_event_parts(window, rows_per_part=300, with_identity=True)
-        frames = list(parts)
+        events, parts = reader.window_parts(window, rows_per_part=300)
+        frames = [read() for read in reader.part_reads(parts, with_identity=True)]
     assert len(frames) >= 4
     assert events == len(one) == sum(len(frame) for frame in frames)
     np.testing.assert_array_equal(np.concatenate([frame.matrix for frame in frames]), one.matrix)
