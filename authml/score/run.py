@@ -136,7 +136,9 @@ def run_scoring(
                 rows = sum(len(chunk.frame) for chunk in chunks)
                 progress(f"scored events {scored_rows + 1}-{scored_rows + rows} of {events}")
                 scored_rows += rows
-        outcome.event_ids = [event_id for part in scored for event_id in part.ids.tolist()]  # in time order
+        outcome.event_ids = np.concatenate(
+            [part.frame.columns["_id"] for part in scored]
+        ).tolist()  # time order
         batch = ScoredPart.batch(scored, store_times=source is None)
         outcome.events_scored = len(batch.event_ids)
         outcome.anomalies = int(np.sum(batch.scores >= model.threshold))
@@ -155,56 +157,66 @@ def run_scoring(
     return outcome
 
 
+def identity_order(frame: EventFrame) -> tuple[pa.Table | None, np.ndarray]:
+    """The identity table of a frame's rows (None without one) and, for each of its rows, the
+    frame's row that it belongs to: score rows are written in the identity's order, since moving
+    the scores costs less than gathering the identity's strings."""
+    identity, rows = frame.identity, frame.identity_rows
+    if identity is None or rows is None:
+        return identity, np.arange(len(frame))
+    if len(rows) == identity.num_rows:  # all of the table's rows, in the frame's order
+        position = np.empty_like(rows)
+        position[rows] = np.arange(len(rows))
+        return identity, position
+    return identity.take(rows), np.arange(len(frame))  # a chunk of a larger frame
+
+
 @dataclass(slots=True)
 class ScoredPart:
-    """What a score row needs of a chunk of the window's frame, and what the model made of it
-    (not its explanation matrix: only one chunk's is held at a time)."""
+    """A chunk of the window's frame and what the model made of it, as score rows: in the order
+    of the chunk's identity table (`identity_order`), arranged where the chunk was scored (on a
+    worker), so that the run only joins the parts. Not the explanation matrix: only one chunk's
+    is held at a time."""
 
     frame: EventFrame
+    identity: pa.Table | None
+    ids: np.ndarray  # the rows' event ids, in the identity's order (as everything below)
     scores: np.ndarray
     detector_scores: dict[str, np.ndarray]
-    reasons: list
+    reasons: pa.Array  # list<string>
 
     @classmethod
     def of(cls, frame: EventFrame, scored: ScoredFrame) -> ScoredPart:
-        return cls(frame, scored.scores, scored.detector_scores, scored.reasons)
+        from authml.embedded.scores import reasons_array
 
-    @property
-    def ids(self) -> np.ndarray:
-        return self.frame.columns["_id"]
-
-    def identity_order(self) -> tuple[pa.Table | None, np.ndarray]:
-        """The identity table of these rows (None without one) and, for each of its rows, the
-        row of this part that it belongs to: score rows are written in the identity's order,
-        since moving the scores costs less than gathering the identity's strings."""
-        identity, rows = self.frame.identity, self.frame.identity_rows
-        if identity is None or rows is None:
-            return identity, np.arange(len(self.frame))
-        if len(rows) == identity.num_rows:  # all of the table's rows, in the frame's order
-            position = np.empty_like(rows)
-            position[rows] = np.arange(len(rows))
-            return identity, position
-        return identity.take(rows), np.arange(len(self.frame))  # a chunk of a larger frame
+        identity, position = identity_order(frame)
+        return cls(
+            frame,
+            identity,
+            frame.columns["_id"][position],
+            scored.scores[position],
+            {name: values[position] for name, values in scored.detector_scores.items()},
+            reasons_array(scored.reasons).take(position),
+        )
 
     @staticmethod
     def batch(parts: list[ScoredPart], *, store_times: bool) -> ScoreBatch:
         """The parts' score rows as one batch. ``store_times``: the frames' times are the store's
         own (their features were read from it), so the write can skip the rest of the table by time."""
-        from authml.embedded.scores import ScoreBatch, reasons_array
+        from authml.embedded.scores import ScoreBatch
 
         if not parts:
             return ScoreBatch(np.zeros(0, dtype=object), np.zeros(0), {}, [])
         first, last = parts[0].frame.columns["ts"], parts[-1].frame.columns["ts"]  # in time order
-        identities, positions = zip(*(part.identity_order() for part in parts), strict=True)
-        pairs = list(zip(parts, positions, strict=True))
+        identities = [part.identity for part in parts]
         return ScoreBatch(
-            np.concatenate([part.ids[position] for part, position in pairs]),
-            np.concatenate([part.scores[position] for part, position in pairs]),
+            np.concatenate([part.ids for part in parts]),
+            np.concatenate([part.scores for part in parts]),
             {
-                name: np.concatenate([part.detector_scores[name][position] for part, position in pairs])
+                name: np.concatenate([part.detector_scores[name] for part in parts])
                 for name in parts[0].detector_scores
             },
-            pa.concat_arrays([reasons_array(part.reasons).take(position) for part, position in pairs]),
+            pa.concat_arrays([part.reasons for part in parts]),
             time_range=(first[0].item(), last[-1].item()) if store_times and len(last) else None,
             identity=None if identities[0] is None else pa.concat_tables(identities).combine_chunks(),
         )

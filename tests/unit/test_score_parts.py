@@ -135,14 +135,27 @@ def test_each_score_row_holds_its_own_events_identity_and_score(scored_project):
     assert {event_id: score for event_id, score, *_ in rows} == pytest.approx(expected)
 
 
-def test_identity_order_of_a_whole_part_and_of_a_chunk(scored_project_source):
+def _rows(ids, scores, reasons) -> dict[str, tuple[float, tuple[str, ...]]]:
+    return {
+        event_id: (score, tuple(reason))
+        for event_id, score, reason in zip(ids.tolist(), scores.tolist(), reasons, strict=True)
+    }
+
+
+def test_a_scored_part_holds_its_rows_in_its_identitys_order(scored_project_source):
     from authml.score.run import ScoredPart
 
     project_dir, model = scored_project_source
     with EmbeddedFeatureReader.open(project_dir) as reader:
         frame = reader.read_events(FeatureWindow(), with_identity=True)
     assert frame.identity_rows is not None and not np.array_equal(frame.identity_rows, np.arange(len(frame)))
-    for chunk in (frame, frame.take(slice(100, 900))):
-        part = ScoredPart.of(chunk, model.score(chunk))
-        identity, position = part.identity_order()
-        assert identity.column("event_id").to_pylist() == part.ids[position].tolist()
+    for chunk, in_scan_order in ((frame, True), (frame.take(slice(100, 900)), False)):
+        scored = model.score(chunk, reasons_from=0.0)
+        part = ScoredPart.of(chunk, scored)
+        assert part.identity.column("event_id").to_pylist() == part.ids.tolist()
+        # a whole frame keeps the scan's order; a chunk's identity rows are gathered in its own
+        assert np.array_equal(part.ids, chunk.columns["_id"]) != in_scan_order
+        assert any(scored.reasons)
+        assert _rows(part.ids, part.scores, part.reasons.to_pylist()) == _rows(
+            chunk.columns["_id"], scored.scores, scored.reasons
+        )
