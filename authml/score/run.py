@@ -136,9 +136,8 @@ def run_scoring(
                 rows = sum(len(chunk.frame) for chunk in chunks)
                 progress(f"scored events {scored_rows + 1}-{scored_rows + rows} of {events}")
                 scored_rows += rows
-        outcome.event_ids = np.concatenate(
-            [part.frame.columns["_id"] for part in scored]
-        ).tolist()  # time order
+        ids_in_time_order = [part.frame.columns["_id"] for part in scored]
+        outcome.event_ids = np.concatenate(ids_in_time_order).tolist() if scored else []
         batch = ScoredPart.batch(scored, store_times=source is None)
         outcome.events_scored = len(batch.event_ids)
         outcome.anomalies = int(np.sum(batch.scores >= model.threshold))

@@ -159,3 +159,12 @@ def test_a_scored_part_holds_its_rows_in_its_identitys_order(scored_project_sour
         assert _rows(part.ids, part.scores, part.reasons.to_pylist()) == _rows(
             chunk.columns["_id"], scored.scores, scored.reasons
         )
+
+
+def test_a_window_without_events_scores_nothing(scored_project_source, tmp_path):
+    source, model = scored_project_source
+    project = copy_project(source, tmp_path / "empty")
+    outcome = run_scoring(
+        project, model, ScoreOptions(since=datetime(2001, 1, 1), until=datetime(2001, 1, 2))
+    )
+    assert (outcome.events_scored, outcome.event_ids, outcome.anomalies) == (0, [], 0)
