@@ -1,5 +1,5 @@
-"""Scoring a window part by part (features read ahead on another thread) gives the rows that
-reading and scoring it at once gives."""
+"""Scoring a window part by part (parts read and scored side by side on worker threads) gives the
+rows that reading and scoring it at once gives."""
 
 from __future__ import annotations
 
