@@ -34,10 +34,13 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 
 @contextmanager
-def map_ahead(function: Callable[[T], R], items: Iterable[T], *, workers: int = 2) -> Iterator[Iterator[R]]:
+def map_ahead(
+    function: Callable[[T], R], items: Iterable[T], *, workers: int = 2, ahead: int | None = None
+) -> Iterator[Iterator[R]]:
     """``function(item)`` for each of ``items``, results in the items' order, made on ``workers``
-    background threads ahead of the caller (``workers`` made or being made beyond the result in
-    the caller's hands, no more).
+    background threads ahead of the caller (``ahead``, by default ``workers``, made or being made
+    beyond the result in the caller's hands, no more: more than ``workers`` lets a worker start
+    the next item while the caller is still busy with a result).
 
     For functions whose work mostly releases the GIL (DuckDB queries, Arrow, numpy and torch on
     large arrays): scoring reads and scores the parts of a window this way. ``items`` is drawn
@@ -47,12 +50,15 @@ def map_ahead(function: Callable[[T], R], items: Iterable[T], *, workers: int = 
     those being made, so no thread outlives the block."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
+    ahead = workers if ahead is None else ahead
+    if ahead < 1:
+        raise ValueError(f"ahead must be at least 1, not {ahead}")
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="authml-ahead")
     pending: deque[Future[R]] = deque()
     source = iter(items)
 
     def results() -> Iterator[R]:
-        pending.extend(pool.submit(function, item) for item in islice(source, workers))
+        pending.extend(pool.submit(function, item) for item in islice(source, ahead))
         while pending:
             result = pending.popleft().result()
             pending.extend(pool.submit(function, item) for item in islice(source, 1))

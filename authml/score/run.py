@@ -61,13 +61,13 @@ def run_scoring(
 ) -> ScoreOutcome:
     from authml.embedded.feature_reader import EmbeddedFeatureReader
     from authml.embedded.scores import (
+        ScoreWriter,
         create_score_tables,
         features_lag,
         pending_events,
         read_checkpoint,
         update_user_risk,
         write_checkpoint,
-        write_scores,
     )
     from authml.embedded.store import Store
     from authml.train.feature_sql import FeatureWindow, authentication_event_codes
@@ -124,33 +124,35 @@ def run_scoring(
                 lambda read: score_frame(read()),
                 reader.part_reads(parts, with_identity=True),
                 workers=SCORING_WORKERS,
+                ahead=SCORING_WORKERS + 1,  # a worker goes on while the caller writes a part
             )
         else:  # one frame: the reader copies the window's events from the cluster into the store first
             frame = source.feature_reader(store).read_events(features)
             events, scoring = len(frame), nullcontext(iter([score_frame(frame)]))
-        scored: list[ScoredPart] = []
-        scored_rows = 0
-        with scoring as scored_parts:
-            for chunks in scored_parts:  # in time order
-                scored.extend(chunks)
-                rows = sum(len(chunk.frame) for chunk in chunks)
-                progress(f"scored events {scored_rows + 1}-{scored_rows + rows} of {events}")
-                scored_rows += rows
-        ids_in_time_order = [part.frame.columns["_id"] for part in scored]
-        outcome.event_ids = np.concatenate(ids_in_time_order).tolist() if scored else []
-        batch = ScoredPart.batch(scored, store_times=source is None)
-        outcome.events_scored = len(batch.event_ids)
-        outcome.anomalies = int(np.sum(batch.scores >= model.threshold))
+        ids_in_time_order: list[np.ndarray] = []
         with store.transaction():
-            # one statement for the window: DuckDB writes a large insert straight to its file
-            progress(f"writing {len(batch.event_ids)} scores")
-            write_scores(store, batch, model_version=model.version, threshold=model.threshold, scored_at=now)
+            # The rows are written as the parts arrive, while the workers score the next ones:
+            # written after the last part, the write ran on one core with the other idle.
+            writer = ScoreWriter(store, model_version=model.version, threshold=model.threshold, scored_at=now)
+            with scoring as scored_parts:
+                for chunks in scored_parts:  # in time order
+                    batch = ScoredPart.batch(chunks, store_times=source is None)
+                    rows = len(batch.event_ids)
+                    progress(
+                        f"scored events {outcome.events_scored + 1}-{outcome.events_scored + rows} of {events}"
+                    )
+                    writer.add(batch)
+                    ids_in_time_order.extend(chunk.frame.columns["_id"] for chunk in chunks)
+                    outcome.anomalies += int(np.sum(batch.scores >= model.threshold))
+                    outcome.events_scored += rows
+            writer.finish()
             if pending is not None and source is None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
             progress("updating per-account risk")
             outcome.accounts = update_user_risk(
                 store, model_version=model.version, window_days=options.risk_days, now=now
             )
+        outcome.event_ids = np.concatenate(ids_in_time_order).tolist() if ids_in_time_order else []
         if pending is not None and source is not None:
             source.commit_checkpoint(pending, model.version, now)  # after the scores are committed
     return outcome
@@ -217,7 +219,7 @@ class ScoredPart:
             },
             pa.concat_arrays([part.reasons for part in parts]),
             time_range=(first[0].item(), last[-1].item()) if store_times and len(last) else None,
-            identity=None if identities[0] is None else pa.concat_tables(identities).combine_chunks(),
+            identity=None if identities[0] is None else pa.concat_tables(identities),
         )
 
 

@@ -51,6 +51,21 @@ def test_workers_items_are_made_ahead_of_the_caller_and_no_more():
     assert drawn_in == {threading.current_thread().name}
 
 
+def test_more_can_be_made_ahead_than_there_are_workers():
+    started: list[int] = []
+
+    def make(item: int) -> int:
+        started.append(item)
+        return item
+
+    with map_ahead(make, range(6), workers=1, ahead=3) as results:
+        assert next(results) == 0
+        _wait_for(lambda: len(started) >= 4)
+        time.sleep(0.05)
+        assert sorted(started) == [0, 1, 2, 3]  # the one in the caller's hands and three more
+        assert list(results) == [1, 2, 3, 4, 5]
+
+
 def test_an_error_is_raised_in_the_caller_at_its_items_place():
     def make(item: str) -> str:
         if item == "b":
@@ -81,6 +96,8 @@ def test_leaving_early_cancels_what_has_not_started_and_waits_for_the_rest():
     assert not any(thread.name.startswith("authml-ahead") for thread in threading.enumerate())
 
 
-def test_workers_must_be_at_least_one():
+def test_workers_and_ahead_must_be_at_least_one():
+    with pytest.raises(ValueError, match="ahead must be at least 1"), map_ahead(str, [1], ahead=0):
+        pass
     with pytest.raises(ValueError, match="at least 1"), map_ahead(str, [1], workers=0):
         pass

@@ -6,13 +6,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
+import authml.embedded.scores as scores_module
 from authml.embedded.schema import quote
-from authml.embedded.scores import read_scores, read_user_risk
+from authml.embedded.scores import (
+    ScoreBatch,
+    ScoreWriter,
+    create_score_tables,
+    read_scores,
+    read_user_risk,
+    write_scores,
+)
 from authml.embedded.store import Store
 from authml.score.records import IDENTITY_FIELDS
 from authml.score.run import ScoreOptions, run_scoring
+from authml.train.feature_sql import IDENTITY_COLUMNS
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -120,3 +131,44 @@ def test_identity_read_with_the_features_is_the_events_own(scored_project):
     assert joined == outcome.events_scored and differ == 0
     assert domains > 0 and channels > 0  # the fields the features do not need are there too
     assert earliest >= datetime(2025, 11, 6, 13, 17)
+
+
+def _score_batch(numbers: range) -> ScoreBatch:
+    moments = [datetime(2025, 11, 3, 8, n) for n in numbers]
+    identity = {field: [f"{field}-{n}" for n in numbers] for field in IDENTITY_COLUMNS}
+    identity["@timestamp"] = moments
+    return ScoreBatch(
+        np.array([f"event-{n}" for n in numbers], dtype=object),
+        np.array([float(n) for n in numbers]),
+        {"rarity": np.array([n / 2 for n in numbers]), "autoencoder": np.array([n / 4 for n in numbers])},
+        [(f"reason {n}",) if n % 2 else () for n in numbers],
+        time_range=(moments[0], moments[-1]) if moments else None,
+        identity=pa.table(identity),
+    )
+
+
+def _write_all(project_dir, batches: list[ScoreBatch], *, in_parts: bool) -> tuple[list[int], list[tuple]]:
+    with Store.open(project_dir, create=True) as store:
+        with store.transaction():
+            create_score_tables(store)
+            settings = {"model_version": "v1", "threshold": 5.0, "scored_at": datetime(2025, 11, 4)}
+            if in_parts:
+                writer = ScoreWriter(store, **settings)
+                written = [writer.add(batch) for batch in batches] + [writer.finish()]
+            else:
+                written = [write_scores(store, ScoreBatch.concat(batches), **settings)]
+        rows = store.connection.execute("SELECT * FROM scores ORDER BY event_id").fetchall()
+    return written, rows
+
+
+def test_a_run_writes_whole_row_groups_as_its_parts_arrive_and_the_rest_at_the_end(tmp_path, monkeypatch):
+    """Inserts that end in a part-filled row group cost a merge at the next checkpoint, so the
+    rows wait until they fill one; what is written equals one write of all the parts."""
+    monkeypatch.setattr(scores_module, "ROW_GROUP_ROWS", 4)
+    batches = [_score_batch(range(0, 3)), _score_batch(range(3, 6)), _score_batch(range(0))]
+    batches += [_score_batch(range(6, 9)), _score_batch(range(9, 10))]
+    written, rows = _write_all(tmp_path / "parts", batches, in_parts=True)
+    once, rows_once = _write_all(tmp_path / "once", [b for b in batches if len(b.event_ids)], in_parts=False)
+    assert written == [0, 4, 0, 4, 0, 2]
+    assert once == [10] and len(rows) == 10
+    assert rows == rows_once
