@@ -17,8 +17,8 @@ and prints events per second for both, the share each stage takes (the stages me
 the other on the whole window, so they add up to more than the pipeline), and the ratio
 (the issue's target: the pipeline around the model costs no more than the model itself).
 With ``--repeat N`` the whole-history pipeline (from no scores each time) and the bare inference
-run N times, alternating, and the least of each makes the ratio: on a shared machine a single
-pair can differ by a third from one run to the next.
+run N times, alternating; the least of each makes the ratio, and the median of the N pairs'
+ratios is printed beside it: on a shared machine a single run can differ by a third from the next.
 
     python benchmarks/score.py [--events 1000000] [--project DIR] [--repeat N]
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -248,6 +249,11 @@ def main() -> None:
         f"pipeline / bare inference: {pipeline_s / bare_s:.2f}x "
         f"(around the model: {max(pipeline_s - bare_s, 0) / bare_s:.2f}x the model's own time)"
     )
+    pair_ratios = [p / b for p, b in zip(result["pipeline_runs_s"], result["bare_runs_s"], strict=True)]
+    if len(pair_ratios) > 1:
+        # each pair ran a minute apart, on the machine as it was then: their median is not moved
+        # by one lucky run of either side, as the least of each can be
+        print(f"median of the {len(pair_ratios)} pairs' ratios: {statistics.median(pair_ratios):.2f}x")
     print("stages, measured separately on the same events:")
     total = sum(result["stages"].values())
     for name, seconds in result["stages"].items():
@@ -265,6 +271,7 @@ def main() -> None:
                 "rows": rows,
                 "pipeline_s": round(pipeline_s, 3),
                 "bare_inference_s": round(bare_s, 3),
+                "median_pair_ratio": round(statistics.median(pair_ratios), 3),
                 "pipeline_runs_s": [round(v, 3) for v in result["pipeline_runs_s"]],
                 "bare_runs_s": [round(v, 3) for v in result["bare_runs_s"]],
                 "stages_s": {k: round(v, 3) for k, v in result["stages"].items()},
