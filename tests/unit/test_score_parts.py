@@ -168,3 +168,37 @@ def test_a_window_without_events_scores_nothing(scored_project_source, tmp_path)
         project, model, ScoreOptions(since=datetime(2001, 1, 1), until=datetime(2001, 1, 2))
     )
     assert (outcome.events_scored, outcome.event_ids, outcome.anomalies) == (0, [], 0)
+
+
+def test_a_run_that_fails_partway_keeps_none_of_its_rows(scored_project, monkeypatch):
+    """Parts' rows are written as they arrive, in the run's one transaction: a part that fails
+    after others were written leaves no score rows, no risk and no checkpoint."""
+    import authml.embedded.scores as scores_module
+    from authml.embedded.scores import read_checkpoint
+    from authml.score.model import ScoringModel
+
+    project_dir, model = scored_project
+    monkeypatch.setattr(scores_module, "ROW_GROUP_ROWS", 100)
+    written: list[int] = []
+    write = scores_module.write_scores
+    monkeypatch.setattr(
+        scores_module,
+        "write_scores",
+        lambda *args, **kwargs: written.append(write(*args, **kwargs)) or written[-1],
+    )
+    score, calls = ScoringModel.score, []
+
+    def fails_on_the_fourth_part(self, frame, **kwargs):
+        calls.append(len(frame))
+        if len(calls) == 4:
+            raise RuntimeError("the model failed on part 4")
+        return score(self, frame, **kwargs)
+
+    monkeypatch.setattr(ScoringModel, "score", fails_on_the_fourth_part)
+    with pytest.raises(RuntimeError, match="part 4"):
+        run_scoring(project_dir, model, ScoreOptions(chunk_rows=300))
+    assert sum(written) >= 300  # rows of the first parts were written before the failure
+    with Store.open(project_dir, read_only=True) as store:
+        assert store.connection.execute("SELECT count(*) FROM scores").fetchone() == (0,)
+        assert store.connection.execute("SELECT count(*) FROM user_risk").fetchone() == (0,)
+        assert read_checkpoint(store) is None
