@@ -8,8 +8,8 @@ Builds (or reuses, with --project) a store of generated events through the real 
   identity), its features and the model's scores and reasons made on one of the workers (parts
   side by side, one worker per core); the replace of the window's rows in `scores`, the
   per-account risk;
-- bare inference: `CombinedDetector.score` on the same feature matrix, already in memory, called
-  on the same slices of rows as `authml score` calls it (`authml.score.model.call_slices`);
+- bare inference: `CombinedDetector.score` on the same feature matrix, already in memory (it works
+  in passes of 50,000 rows, `ROWS_PER_PASS`, whoever calls it);
   everything is measured with Python's cyclic garbage collector paused, as `authml score` runs;
 - the periodic case: `authml score` over the newest hour and the newest day of the same store,
   whose scores then hold the whole history (the cost must follow the window, not the store);
@@ -93,17 +93,8 @@ def _bare_inference(project: Path, model, window) -> float:
     with Store.open(project, read_only=True) as store:
         frame = EmbeddedFeatureReader(store).read_events(window)
     clock = time.perf_counter()
-    bare_inference(model, frame)
+    model.detector.score(frame)
     return time.perf_counter() - clock
-
-
-def bare_inference(model, frame):
-    """The detector's scores alone, called on the slices of rows that `authml score` calls it on."""
-    import numpy as np
-
-    from authml.score.model import call_slices
-
-    return np.concatenate([model.detector.score(frame.take(rows)) for rows in call_slices(len(frame))])
 
 
 def measure(project: Path, repeat: int = 1) -> dict:
@@ -161,7 +152,7 @@ def measure(project: Path, repeat: int = 1) -> dict:
         del events, history, raw
 
         clock = time.perf_counter()
-        bare = bare_inference(model, frame)
+        bare = model.detector.score(frame)
         bare_s = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -189,7 +180,7 @@ def measure(project: Path, repeat: int = 1) -> dict:
         _drop_scores(project)
         pipeline_runs.append(_scoring_run(project, model, datetime(2000, 1, 1), datetime(2100, 1, 1))[1])
         clock = time.perf_counter()
-        bare_inference(model, frame)
+        model.detector.score(frame)
         bare_runs.append(time.perf_counter() - clock)
 
     # The periodic case: `authml score` over the newest hour (and day) of a store whose scores

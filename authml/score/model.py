@@ -19,15 +19,6 @@ from authml.train.matrix import EventFrame
 
 REASON_SEPARATOR = "; "
 RARITY = "rarity"
-# Rows per call of the detector: its temporaries for 50,000 rows mostly stay in the processor's
-# caches, which two scoring workers share. Parts of 200,000 rows in one call took 10-15% longer,
-# one worker alone or two side by side, and varied more from run to run (measured).
-ROWS_PER_CALL = 50_000
-
-
-def call_slices(rows: int) -> list[slice]:
-    """The slices of a frame of ``rows`` rows that the detector is called on, one after another."""
-    return [slice(start, start + ROWS_PER_CALL) for start in range(0, rows, ROWS_PER_CALL)]
 
 
 @dataclass(slots=True)
@@ -36,18 +27,6 @@ class ScoredFrame:
     detector_scores: dict[str, np.ndarray]  # nats of evidence each detector added, one per row
     reasons: list[Sequence[str]]  # () where none
     contributions: np.ndarray  # (rows, explanation names): per finding and model part
-
-    @staticmethod
-    def concat(parts: Sequence[ScoredFrame]) -> ScoredFrame:
-        return ScoredFrame(
-            np.concatenate([part.scores for part in parts]),
-            {
-                name: np.concatenate([part.detector_scores[name] for part in parts])
-                for name in parts[0].detector_scores
-            },
-            [reason for part in parts for reason in part.reasons],
-            np.concatenate([part.contributions for part in parts]),
-        )
 
 
 @dataclass(slots=True)
@@ -79,11 +58,7 @@ class ScoringModel:
 
     def score(self, frame: EventFrame, *, reasons_from: float = 0.0) -> ScoredFrame:
         """Score every row; reasons only for rows scoring at least ``reasons_from`` (a row with
-        no contribution has no reasons anyway). The detector is called on `call_slices`."""
-        if len(frame) > ROWS_PER_CALL:
-            return ScoredFrame.concat(
-                [self.score(frame.take(rows), reasons_from=reasons_from) for rows in call_slices(len(frame))]
-            )
+        no contribution has no reasons anyway)."""
         contributions = self.detector.explain(frame)
         scores = self.detector.score_from_raw(contributions.sum(axis=1))
         detector_scores = {

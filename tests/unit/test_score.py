@@ -78,28 +78,30 @@ def test_adapter_agrees_with_the_detector(scored_project_source):
     assert not any(scored.reasons[i] for i in np.flatnonzero(scored.contributions.max(axis=1) == 0))
 
 
-def test_the_detector_called_on_slices_of_rows_gives_what_one_call_gives(scored_project_source, monkeypatch):
-    import authml.score.model as model_module
+def test_the_detector_in_passes_of_rows_gives_what_one_pass_gives(scored_project_source, monkeypatch):
+    import authml.detect.combined as combined_module
 
     project_dir, model = scored_project_source
     with EmbeddedFeatureReader.open(project_dir) as reader:
         frame = reader.read_events(FeatureWindow())
     once = model.score(frame, reasons_from=20.0)
-    calls: list[int] = []
-    explain = type(model.detector).explain
+    passes: list[int] = []
+    explain = type(model.detector.rarity).explain
     monkeypatch.setattr(
-        type(model.detector), "explain", lambda self, rows: calls.append(len(rows)) or explain(self, rows)
+        type(model.detector.rarity),
+        "explain",
+        lambda self, rows: passes.append(len(rows)) or explain(self, rows),
     )
-    monkeypatch.setattr(model_module, "ROWS_PER_CALL", 300)
-    sliced = model.score(frame, reasons_from=20.0)
-    assert len(calls) == -(-len(frame) // 300) >= 4 and max(calls) == 300
-    np.testing.assert_array_equal(sliced.scores, once.scores)
-    np.testing.assert_array_equal(sliced.contributions, once.contributions)
-    assert sliced.detector_scores.keys() == once.detector_scores.keys()
+    monkeypatch.setattr(combined_module, "ROWS_PER_PASS", 300)
+    in_passes = model.score(frame, reasons_from=20.0)
+    assert len(passes) == -(-len(frame) // 300) >= 4 and max(passes) == 300
+    np.testing.assert_array_equal(in_passes.scores, once.scores)
+    np.testing.assert_array_equal(in_passes.contributions, once.contributions)
+    assert in_passes.detector_scores.keys() == once.detector_scores.keys()
     for name, values in once.detector_scores.items():
-        np.testing.assert_array_equal(sliced.detector_scores[name], values)
-    assert [tuple(r) for r in sliced.reasons] == [tuple(r) for r in once.reasons]
-    assert any(once.reasons)
+        np.testing.assert_array_equal(in_passes.detector_scores[name], values)
+    assert in_passes.reasons == once.reasons and any(once.reasons)
+    np.testing.assert_array_equal(model.detector.score(frame), once.scores)
 
 
 def test_record_holds_exactly_the_listed_fields(scored_project):
