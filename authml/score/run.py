@@ -150,6 +150,8 @@ def run_scoring(
                     outcome.anomalies += int(np.sum(batch.scores >= model.threshold))
                     outcome.events_scored += rows
             writer.finish()
+            if source is None:  # the workers are done: the rest (risk, commit) may use every core
+                store.connection.execute("RESET threads")
             if pending is not None and source is None:
                 write_checkpoint(store, pending.ingested_upper, model.version, now)
             progress("updating per-account risk")
