@@ -83,19 +83,23 @@ def read_event_rows(
 
 
 def split_window(
-    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, rows_per_part: int
+    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, rows_per_part: int, *, stagger: int = 1
 ) -> tuple[int, list[FeatureWindow]]:
     """How many events the window holds, and consecutive windows that cover it with about
-    ``rows_per_part`` of them each (events at one time fall in one part)."""
+    ``rows_per_part`` of them each (events at one time fall in one part). With ``stagger`` > 1
+    the first parts hold 1/stagger, 2/stagger, ... of that: ``stagger`` workers that start
+    together then finish their parts at different times, and each one's reading overlaps
+    the others' scoring instead of their reading."""
     if rows_per_part < 1:
         raise ValueError(f"rows_per_part must be at least 1, not {rows_per_part}")
+    if stagger < 1:
+        raise ValueError(f"stagger must be at least 1, not {stagger}")
     codes = authentication_event_codes()
     # fetchall: a result left unfinished blocks the connection's next relation (DuckDB 2)
     ((events, _),) = connection.execute(window_quantiles_sql(window, codes=codes, fractions=[])).fetchall()
-    parts = max(1, math.ceil(events / rows_per_part))
     bounds: list[datetime] = []
-    if parts > 1:
-        fractions = [index / parts for index in range(1, parts)]
+    if events > rows_per_part:
+        fractions = _part_ends(events, rows_per_part, stagger)
         ((_, quantiles),) = connection.execute(
             window_quantiles_sql(window, codes=codes, fractions=fractions)
         ).fetchall()
@@ -107,6 +111,21 @@ def split_window(
             bounds = [bound.replace(tzinfo=UTC) for bound in bounds]
     edges = [window.start, *bounds, window.end]
     return events, [FeatureWindow(start, end, window.time_zone) for start, end in pairwise(edges)]
+
+
+def _part_ends(events: int, rows_per_part: int, stagger: int) -> list[float]:
+    """Where each part but the last ends, as a fraction of the events: parts of equal size, at
+    most ``rows_per_part``, the first ``stagger - 1`` of them 1/stagger, 2/stagger, ... of it."""
+    unit = events / math.ceil(events / rows_per_part)
+    ends: list[float] = []
+    total = 0.0
+    for k in range(1, stagger):
+        total += unit * k / stagger
+        ends.append(total)
+    while total + unit <= events - unit / 4:  # a quarter of a part: room for float rounding
+        total += unit
+        ends.append(total)
+    return [end / events for end in ends]
 
 
 def time_order(events: pa.Table) -> np.ndarray:
@@ -169,11 +188,13 @@ class EmbeddedFeatureReader:
         frame.identity, frame.identity_rows = identity, identity_rows
         return frame
 
-    def window_parts(self, window: FeatureWindow, *, rows_per_part: int) -> tuple[int, list[FeatureWindow]]:
+    def window_parts(
+        self, window: FeatureWindow, *, rows_per_part: int, stagger: int = 1
+    ) -> tuple[int, list[FeatureWindow]]:
         """How many events the window holds, and consecutive windows that cover it with about
         ``rows_per_part`` of them each (`split_window`): read each with ``part_reads``."""
         self.check_ready()
-        return split_window(self.store.connection, window, rows_per_part)
+        return split_window(self.store.connection, window, rows_per_part, stagger=stagger)
 
     def part_reads(
         self, parts: list[FeatureWindow], *, with_identity: bool = False

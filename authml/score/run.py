@@ -123,7 +123,9 @@ def run_scoring(
             # thread three runs took 25.1-27.6 s of CPU time, with two 27.4-29.3 s; measured).
             store.connection.execute(f"SET threads = {DUCKDB_THREADS}")
             reader = EmbeddedFeatureReader(store)
-            events, parts = reader.window_parts(features, rows_per_part=options.chunk_rows)
+            events, parts = reader.window_parts(
+                features, rows_per_part=options.chunk_rows, stagger=SCORING_WORKERS
+            )
             scoring = map_ahead(
                 lambda read: score_frame(read()),
                 reader.part_reads(parts, with_identity=True),
