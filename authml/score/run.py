@@ -208,27 +208,29 @@ class ScoredPart:
             reasons_array(scored.reasons).take(position),
         )
 
+    def as_batch(self, *, store_times: bool) -> ScoreBatch:
+        """This part's score rows. ``store_times``: the frame's times are the store's own (its
+        features were read from it), so the write can skip the rest of the table by time."""
+        from authml.embedded.scores import ScoreBatch
+
+        times = self.frame.columns["ts"]  # in time order
+        return ScoreBatch(
+            self.ids,
+            self.scores,
+            self.detector_scores,
+            self.reasons,
+            time_range=(times[0].item(), times[-1].item()) if store_times and len(times) else None,
+            identity=self.identity,
+        )
+
     @staticmethod
     def batch(parts: list[ScoredPart], *, store_times: bool) -> ScoreBatch:
-        """The parts' score rows as one batch. ``store_times``: the frames' times are the store's
-        own (their features were read from it), so the write can skip the rest of the table by time."""
+        """The parts' score rows as one batch (see ``as_batch``)."""
         from authml.embedded.scores import ScoreBatch
 
         if not parts:
             return ScoreBatch(np.zeros(0, dtype=object), np.zeros(0), {}, [])
-        first, last = parts[0].frame.columns["ts"], parts[-1].frame.columns["ts"]  # in time order
-        identities = [part.identity for part in parts]
-        return ScoreBatch(
-            np.concatenate([part.ids for part in parts]),
-            np.concatenate([part.scores for part in parts]),
-            {
-                name: np.concatenate([part.detector_scores[name] for part in parts])
-                for name in parts[0].detector_scores
-            },
-            pa.concat_arrays([part.reasons for part in parts]),
-            time_range=(first[0].item(), last[-1].item()) if store_times and len(last) else None,
-            identity=None if identities[0] is None else pa.concat_tables(identities),
-        )
+        return ScoreBatch.concat([part.as_batch(store_times=store_times) for part in parts])
 
 
 def _describe(window: tuple[datetime | None, datetime | None]) -> str:
