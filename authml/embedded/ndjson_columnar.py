@@ -51,6 +51,10 @@ _IPV4_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"{_IPV4_OCTET}(\.{_IPV4_OCTET}){{3}}"
 
 
+# Lines per Arrow record batch handed to DuckDB; each batch is one task for its threads. A block of
+# 24,700 generated events (32 MB): one batch 1.4 s to parse, batches of 1,024 lines 0.8-0.9 s.
+LINES_PER_BATCH = 1024
+
 # Given the indexes (into the block) of the lines left to the Python path: those records prepared
 # as the Python path prepares them (events, dead letters, how many --only-auth skipped).
 PythonPath = Callable[[list[int]], tuple[list[StoredEvent], list[DeadLetter], int]]
@@ -178,7 +182,10 @@ def _line_table(block: LineBlock) -> tuple[pa.Table, list[int]]:
     # the preceding string, and JSON parsing ignores it.
     offsets = np.append(starts, ends[-1] if len(ends) else 0).astype(np.int64)
     text = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
-    return pa.table({"line_index": pa.array(indexes), "line": text}), undecodable
+    whole = pa.table({"line_index": pa.array(indexes), "line": text})
+    # DuckDB hands an Arrow table's record batches to its threads: one batch would be parsed on one
+    # core. The slices share the buffers above.
+    return pa.Table.from_batches(whole.to_batches(max_chunksize=LINES_PER_BATCH), whole.schema), undecodable
 
 
 def _sql_list(values: frozenset[str]) -> str:

@@ -64,7 +64,7 @@ def events_ddl() -> str:
     return f"""CREATE TABLE IF NOT EXISTS events (
   _id VARCHAR PRIMARY KEY,
   {typed},
-  document JSON NOT NULL,
+  document JSON NOT NULL USING COMPRESSION zstd,
   source_file VARCHAR,
   source_position VARCHAR,
   multi_valued_fields VARCHAR[]

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from authml.cli import cli
+from authml.embedded import ndjson_columnar
 from authml.embedded.ndjson_columnar import load_block
 from authml.embedded.store import Store
 from authml.sources.ndjson import read_line_blocks
@@ -144,8 +145,13 @@ def stored(project: Path) -> tuple[list, list]:
     return events, letters
 
 
+@pytest.mark.parametrize("lines_per_batch", [ndjson_columnar.LINES_PER_BATCH, 4])
 @pytest.mark.parametrize("options", [(), ("--only-auth",)])
-def test_both_paths_store_the_same_rows_documents_and_dead_letters(corpus, tmp_path, options):
+def test_both_paths_store_the_same_rows_documents_and_dead_letters(
+    corpus, tmp_path, options, lines_per_batch, monkeypatch
+):
+    # With 4 lines a batch, DuckDB's threads parse the block's batches side by side.
+    monkeypatch.setattr(ndjson_columnar, "LINES_PER_BATCH", lines_per_batch)
     columnar = ingest(tmp_path / "columnar", corpus, *options)
     python = ingest(tmp_path / "python", corpus, "--no-columnar", *options)
     assert columnar == python
@@ -162,6 +168,21 @@ def test_reingesting_through_the_columnar_path_stores_nothing_new(corpus, tmp_pa
     again = ingest(tmp_path / "p", corpus)
     assert again["total"]["stored"] == 0
     assert again["total"]["duplicates"] == first["total"]["stored"] + first["total"]["duplicates"]
+
+
+def test_a_block_reaches_duckdb_in_record_batches_holding_every_line_once(corpus, monkeypatch):
+    monkeypatch.setattr(ndjson_columnar, "LINES_PER_BATCH", 5)
+    (block,) = read_line_blocks(corpus)
+    table, undecodable = ndjson_columnar._line_table(block)
+    batches = table.to_batches()
+    assert len(batches) == -(-table.num_rows // 5) > 1
+    assert all(batch.num_rows <= 5 for batch in batches)
+    # Every line once, in order: the undecodable one is left to the Python path.
+    indexes = table.column("line_index").to_pylist()
+    assert sorted(indexes + undecodable) == list(range(len(block)))
+    assert undecodable == [i for i in range(len(block)) if b"\xff" in block.line(i)]
+    lines = table.column("line").to_pylist()
+    assert [text.rstrip("\r\n") for text in lines] == [block.line(i).decode().rstrip("\r") for i in indexes]
 
 
 def test_lines_are_numbered_across_blocks(tmp_path):
