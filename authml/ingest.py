@@ -317,31 +317,32 @@ def _ingest_line_blocks(
 ) -> None:
     """NDJSON a block of lines at a time: the sink stores the plain records itself and hands back
     the others, which take the Python path line by line, so every line is accounted for once."""
-    for block in read_line_blocks(path):
-        if isinstance(block, ReadFailure):
-            failure = record_from_parsed(*truncated(block.after_line, block.error))
-            events, letters, skipped = _prepare_batch([failure], str(path), auth_codes)
-            outcome = sink.write_batch(events, letters)
-            read, stored, duplicates = 1, outcome.stored, outcome.duplicates
-            letters.extend(outcome.failed)
-        else:
+    with sink.parsed_line_blocks(read_line_blocks(path), str(path)) as parsed_blocks:
+        for parsed in parsed_blocks:
+            if isinstance(parsed, ReadFailure):
+                failure = record_from_parsed(*truncated(parsed.after_line, parsed.error))
+                events, letters, skipped = _prepare_batch([failure], str(path), auth_codes)
+                outcome = sink.write_batch(events, letters)
+                read, stored, duplicates = 1, outcome.stored, outcome.duplicates
+                letters.extend(outcome.failed)
+            else:
 
-            def python_path(indexes: list[int], block=block):
-                parsed = (parse_line(block.first_line + i, block.line(i)) for i in indexes)
-                records = [record_from_parsed(*p) for p in parsed if p is not None]
-                return _prepare_batch(records, str(path), auth_codes)
+                def python_path(indexes: list[int], block=parsed.block):
+                    lines = (parse_line(block.first_line + i, block.line(i)) for i in indexes)
+                    records = [record_from_parsed(*p) for p in lines if p is not None]
+                    return _prepare_batch(records, str(path), auth_codes)
 
-            outcome = sink.write_line_block(block, str(path), datetime.now(UTC), auth_codes, python_path)
-            read, stored, duplicates = outcome.read, outcome.stored, outcome.duplicates
-            skipped, letters = outcome.skipped, outcome.dead_letters
-        dead_letter_file.write(letters)
-        summary.read += read
-        summary.stored += stored
-        summary.duplicates += duplicates
-        summary.skipped += skipped
-        summary.dead_lettered += len(letters)
-        if on_progress is not None:
-            on_progress(read)
+                outcome = sink.write_line_block(parsed, str(path), auth_codes, python_path)
+                read, stored, duplicates = outcome.read, outcome.stored, outcome.duplicates
+                skipped, letters = outcome.skipped, outcome.dead_letters
+            dead_letter_file.write(letters)
+            summary.read += read
+            summary.stored += stored
+            summary.duplicates += duplicates
+            summary.skipped += skipped
+            summary.dead_lettered += len(letters)
+            if on_progress is not None:
+                on_progress(read)
 
 
 def _prepare_batch(

@@ -69,53 +69,64 @@ class BlockOutcome:
     dead_letters: list[DeadLetter]
 
 
+@dataclass(slots=True)
+class ParsedBlock:
+    block: LineBlock
+    rows: pa.Table  # one row per non-blank UTF-8 line: typed values, event id, document, ``columnar``
+    undecodable: list[int]  # indexes of the lines that are not UTF-8, for the Python path
+
+
+def parse_block(connection: duckdb.DuckDBPyConnection, block: LineBlock, ingested: datetime) -> ParsedBlock:
+    """The block's lines parsed by DuckDB. Touches no table, so it runs on any connection to the
+    store (a cursor in another thread parses the next block while this one is stored)."""
+    lines, undecodable = _line_table(block)
+    with _registered(connection, "authml_lines", lines):
+        rows = connection.sql(
+            _parse_sql(), params=[ingested.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
+        ).to_arrow_table()
+    return ParsedBlock(block, rows, undecodable)
+
+
 def load_block(
     store: Store,
-    block: LineBlock,
+    parsed: ParsedBlock,
     source_file: str,
-    ingested: datetime,
     auth_codes: frozenset[str] | None,
     python_path: PythonPath,
 ) -> BlockOutcome:
-    """Store the block's records (inside the caller's transaction): the plain ones here, the
+    """Store a parsed block's records (inside the caller's transaction): the plain ones here, the
     others prepared by ``python_path``. As when every line takes the Python path, of several
     records with one id the first in the file is stored and the others count as duplicates."""
     connection = store.connection
-    lines, undecodable = _line_table(block)
-    with _registered(connection, "authml_lines", lines):
-        connection.execute(
-            f"CREATE OR REPLACE TEMP TABLE authml_parsed AS {_parse_sql()}",
-            [ingested.strftime("%Y-%m-%dT%H:%M:%S.%fZ")],
+    block = parsed.block
+    with _registered(connection, "authml_parsed", parsed.rows):
+        read, columnar, left = _counts(connection)
+        events, letters, python_skipped = python_path(sorted(left + parsed.undecodable))
+        skip = (
+            "false"
+            if auth_codes is None
+            else f"NOT coalesce({quote('event.code')} IN ({_sql_list(auth_codes)}), false)"
         )
-    # On any failure the caller rolls the transaction back, which drops the temp table too.
-    read, columnar, left = _counts(connection)
-    events, letters, python_skipped = python_path(sorted(left + undecodable))
-    skip = (
-        "false"
-        if auth_codes is None
-        else f"NOT coalesce({quote('event.code')} IN ({_sql_list(auth_codes)}), false)"
-    )
-    (skipped,) = connection.execute(
-        f"SELECT count(*) FROM authml_parsed WHERE columnar AND {skip}"
-    ).fetchall()[0]
-    with _registered(connection, "authml_python_ids", _python_ids(events, block.first_line)):
-        # Of several records with one id, the first line is stored, whichever path read it.
-        # The anti-join, not ON CONFLICT DO NOTHING, skips ids already stored: measured 3x faster.
-        event_id = quote("authml.event_id")
-        (inserted,) = connection.execute(
-            f"""WITH candidates AS (
-              SELECT {event_id} AS event_id, line_index FROM authml_parsed WHERE columnar AND NOT ({skip})
-              UNION ALL SELECT event_id, line_index FROM authml_python_ids
-            ), first_lines AS (SELECT event_id, min(line_index) AS line_index FROM candidates GROUP BY event_id)
-            INSERT INTO events SELECT {_insert_columns()} FROM authml_parsed AS p
-            JOIN first_lines AS f ON f.event_id = p.{event_id} AND f.line_index = p.line_index
-            WHERE p.columnar AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e._id = p.{event_id})""",
-            {"source_file": source_file, "first_line": block.first_line},
+        (skipped,) = connection.execute(
+            f"SELECT count(*) FROM authml_parsed WHERE columnar AND {skip}"
         ).fetchall()[0]
-    connection.execute("DROP TABLE authml_parsed")
+        with _registered(connection, "authml_python_ids", _python_ids(events, block.first_line)):
+            # Of several records with one id, the first line is stored, whichever path read it.
+            # The anti-join, not ON CONFLICT DO NOTHING, skips ids already stored: measured 3x faster.
+            event_id = quote("authml.event_id")
+            (inserted,) = connection.execute(
+                f"""WITH candidates AS (
+                  SELECT {event_id} AS event_id, line_index FROM authml_parsed WHERE columnar AND NOT ({skip})
+                  UNION ALL SELECT event_id, line_index FROM authml_python_ids
+                ), first_lines AS (SELECT event_id, min(line_index) AS line_index FROM candidates GROUP BY event_id)
+                INSERT INTO events SELECT {_insert_columns()} FROM authml_parsed AS p
+                JOIN first_lines AS f ON f.event_id = p.{event_id} AND f.line_index = p.line_index
+                WHERE p.columnar AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e._id = p.{event_id})""",
+                {"source_file": source_file, "first_line": block.first_line},
+            ).fetchall()[0]
     python_inserted = store.insert_batch(events, letters)
     return BlockOutcome(
-        read=read + len(undecodable),
+        read=read + len(parsed.undecodable),
         stored=int(inserted) + python_inserted,
         duplicates=(columnar - skipped - int(inserted)) + (len(events) - python_inserted),
         skipped=skipped + python_skipped,

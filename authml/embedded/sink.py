@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import duckdb
 
-from authml.embedded.ndjson_columnar import BlockOutcome, PythonPath, load_block
+from authml.embedded.ndjson_columnar import BlockOutcome, ParsedBlock, PythonPath, load_block, parse_block
 from authml.embedded.store import DeadLetter, Store, StoredEvent
 from authml.errors import StoreError
 from authml.ingest import BatchOutcome
-from authml.sources.ndjson import LineBlock
+from authml.runtime import map_ahead
+from authml.sources.ndjson import LineBlock, ReadFailure
 
 # DuckDB's memory during an ingest: a fixed budget for caching and the data awaiting a checkpoint,
 # plus room for the primary-key index, which grows with the store (about 110 bytes an event
@@ -63,19 +65,44 @@ class EmbeddedSink:
             self.flush()
         return BatchOutcome(stored=inserted, duplicates=len(events) - inserted)
 
+    @contextmanager
+    def parsed_line_blocks(
+        self, items: Iterable[LineBlock | ReadFailure], source_file: str
+    ) -> Iterator[Iterator[ParsedBlock | ReadFailure]]:
+        """The blocks of ``items`` parsed (see ndjson_columnar.parse_block), each stamped with the
+        time it was parsed as its ``event.ingested``; read failures pass through. A second
+        connection parses the next block while the caller stores this one: storing takes about
+        one core of two. 300,000 generated events 19.0-20.6 s against 22.1-22.8 s one after the
+        other (scratch measurement of the two statements)."""
+
+        def parse(item: LineBlock | ReadFailure) -> ParsedBlock | ReadFailure:
+            if isinstance(item, ReadFailure):
+                return item
+            cursor = self.store.connection.cursor()
+            try:
+                return parse_block(cursor, item, datetime.now(UTC))
+            except duckdb.Error as exc:
+                raise StoreError(
+                    f"DuckDB could not parse lines {_line_range(item)} of {source_file}: {exc}"
+                ) from exc
+            finally:
+                cursor.close()
+
+        with map_ahead(parse, items, workers=1) as parsed:
+            yield parsed
+
     def write_line_block(
         self,
-        block: LineBlock,
+        parsed: ParsedBlock,
         source_file: str,
-        ingested: datetime,
         auth_codes: frozenset[str] | None,
         python_path: PythonPath,
     ) -> BlockOutcome:
-        """Store a block of NDJSON lines: the plain records by DuckDB's JSON reader, the others as
-        ``python_path`` prepares them (see ndjson_columnar)."""
+        """Store a parsed block of NDJSON lines: the plain records as DuckDB parsed them, the others
+        as ``python_path`` prepares them (see ndjson_columnar)."""
         try:
             self._begin()
-            outcome = load_block(self.store, block, source_file, ingested, auth_codes, python_path)
+            outcome = load_block(self.store, parsed, source_file, auth_codes, python_path)
         except (duckdb.InterruptException, RuntimeError) as exc:
             self._abandon()
             if isinstance(exc, RuntimeError) and str(exc) != "Query interrupted":
@@ -86,7 +113,7 @@ class EmbeddedSink:
         except duckdb.Error as exc:
             self._abandon()
             raise StoreError(
-                f"the store {self.store.path} refused lines {block.first_line}-{block.first_line + len(block) - 1} "
+                f"the store {self.store.path} refused lines {_line_range(parsed.block)} "
                 f"of {source_file}, nothing of them was kept: {exc}"
             ) from exc
         except BaseException:
@@ -121,3 +148,7 @@ class EmbeddedSink:
     def _set_memory_limit(self) -> None:
         limit_mb = BASE_MEMORY_MB + self._events_in_store * INDEX_BYTES_PER_EVENT // 2**20
         self.store.connection.execute(f"SET memory_limit = '{limit_mb}MB'")
+
+
+def _line_range(block: LineBlock) -> str:
+    return f"{block.first_line}-{block.first_line + len(block) - 1}"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from authml.cli import cli
 from authml.embedded import ndjson_columnar
-from authml.embedded.ndjson_columnar import load_block
+from authml.embedded.ndjson_columnar import load_block, parse_block
 from authml.embedded.store import Store
 from authml.sources.ndjson import read_line_blocks
 from tests.helpers import auth_event
@@ -106,7 +106,8 @@ def test_columnar_path_takes_the_plain_records_and_leaves_the_others(corpus, tmp
             left.extend(indexes)
             return [], [], 0
 
-        outcome = load_block(store, blocks[0], str(corpus), datetime.now(UTC), None, python_path)
+        parsed = parse_block(store.connection, blocks[0], datetime.now(UTC))
+        outcome = load_block(store, parsed, str(corpus), None, python_path)
     first_python = len(COLUMNAR) + 1
     assert left == list(range(first_python, first_python + len(PYTHON)))
     assert outcome.read == len(COLUMNAR) + len(PYTHON) + 1  # the last line is plain too
@@ -218,9 +219,8 @@ def test_generated_events_take_the_columnar_path_and_store_what_the_python_path_
     left: list[int] = []
     with Store.open(tmp_path / "probe", create=True) as store:
         for block in read_line_blocks(events):
-            load_block(
-                store, block, str(events), datetime.now(UTC), None, lambda i: (left.extend(i), ([], [], 0))[1]
-            )
+            parsed = parse_block(store.connection, block, datetime.now(UTC))
+            load_block(store, parsed, str(events), None, lambda i: (left.extend(i), ([], [], 0))[1])
     total = sum(1 for _ in events.open())
     assert len(left) <= total // 100  # IPv6 sources (::1 on run-as logons) take the Python path
 
@@ -229,3 +229,35 @@ def test_generated_events_take_the_columnar_path_and_store_what_the_python_path_
     assert columnar == python
     assert columnar["total"]["stored"] == total
     assert stored(tmp_path / "columnar") == stored(tmp_path / "python")
+
+
+def test_a_block_duckdb_cannot_parse_is_a_clear_error_and_the_blocks_before_it_stay(tmp_path, monkeypatch):
+    from authml.embedded import sink as sink_module
+    from authml.embedded.sink import EmbeddedSink
+    from authml.errors import StoreError
+    from authml.ingest import DeadLetterFile, IngestOptions, ingest_file
+
+    path = tmp_path / "many.ndjson"
+    path.write_bytes(b"".join(line(auth_event(i)) for i in range(1, 301)))
+    monkeypatch.setattr("authml.ingest.read_line_blocks", lambda p: read_line_blocks(p, block_bytes=8192))
+    parse = sink_module.parse_block
+    failing_first_lines = []
+
+    def parse_or_fail(connection, block, ingested):
+        if block.first_line > 100:
+            failing_first_lines.append(block.first_line)
+            raise duckdb.ConversionException("no parse")
+        return parse(connection, block, ingested)
+
+    monkeypatch.setattr(sink_module, "parse_block", parse_or_fail)
+    with Store.open(tmp_path / "p", create=True) as store:
+        sink = EmbeddedSink(store)
+        with pytest.raises(
+            StoreError, match=r"could not parse lines (\d+)-\d+ of .*many\.ndjson: .*no parse"
+        ) as error:
+            ingest_file(path, sink, DeadLetterFile(tmp_path / "dead.ndjson"), IngestOptions())
+        sink.flush()  # what the command does on its way out
+        first_failing = int(error.value.args[0].split("lines ")[1].split("-")[0])
+        assert first_failing == failing_first_lines[0] > 100
+        # The blocks before the failing one were stored whole; nothing of it or after it.
+        assert store.count_events() == first_failing - 1
