@@ -46,11 +46,6 @@ class EmbeddedSink:
         self._in_transaction = False
         self._events_in_store = store.count_events()
         self._set_memory_limit()
-        # No vacuum at this connection's checkpoints: each commit leaves a partly filled row group,
-        # and the vacuum merged them by decompressing and rewriting most of the table (11.6 s of
-        # a 1M-event ingest's last commit, and a file of 606 MB instead of 370 MB). Events are
-        # never deleted, so there is nothing else for it to reclaim.
-        store.connection.execute("SET max_vacuum_tasks = 0")
 
     def write_batch(self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]) -> BatchOutcome:
         try:

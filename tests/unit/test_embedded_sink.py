@@ -80,14 +80,3 @@ def test_documents_are_stored_zstd_compressed(project_dir):
             ).fetchall()
         }
     assert compressions == {"ZSTD"}
-
-
-def test_the_ingest_connection_does_not_vacuum_at_checkpoints(project_dir):
-    # The effect (a 1M-event ingest's last commit 11.6 s -> 2.2 s, its file 606 -> 370 MB) needs
-    # row groups written before their commit, over 100,000 rows each: measured by
-    # benchmarks/features.py and benchmarks/ingest.py, not here.
-    with Store.open(project_dir, create=True) as store:
-        (before,) = store.connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()
-        EmbeddedSink(store)
-        (during,) = store.connection.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()
-    assert (int(before) > 0, int(during)) == (True, 0)
