@@ -38,7 +38,7 @@ from authml.sources import FORMATS
     default=5000,
     show_default=True,
     help="Records read and prepared per batch (EVTX, Splunk, and NDJSON with --no-columnar); "
-    "batches are committed together about every 131,000 records.",
+    "batches are committed together about every 246,000 records.",
 )
 @click.option(
     "--columnar/--no-columnar",
