@@ -14,8 +14,12 @@ from click.testing import CliRunner
 
 from authml.cli import cli
 from authml.embedded import ndjson_columnar
+from authml.embedded import sink as sink_module
 from authml.embedded.ndjson_columnar import load_block, parse_block
+from authml.embedded.sink import EmbeddedSink
 from authml.embedded.store import Store
+from authml.errors import StoreError
+from authml.ingest import DeadLetterFile, IngestOptions, ingest_file
 from authml.sources.ndjson import read_line_blocks
 from tests.helpers import auth_event
 
@@ -232,11 +236,6 @@ def test_generated_events_take_the_columnar_path_and_store_what_the_python_path_
 
 
 def test_a_block_duckdb_cannot_parse_is_a_clear_error_and_the_blocks_before_it_stay(tmp_path, monkeypatch):
-    from authml.embedded import sink as sink_module
-    from authml.embedded.sink import EmbeddedSink
-    from authml.errors import StoreError
-    from authml.ingest import DeadLetterFile, IngestOptions, ingest_file
-
     path = tmp_path / "many.ndjson"
     path.write_bytes(b"".join(line(auth_event(i)) for i in range(1, 301)))
     monkeypatch.setattr("authml.ingest.read_line_blocks", lambda p: read_line_blocks(p, block_bytes=8192))
