@@ -162,7 +162,7 @@ def measure(project: Path, repeat: int = 1) -> dict:
 
         clock = time.perf_counter()
         with store.transaction():
-            batch = ScoredPart.batch([ScoredPart.of(frame, scored)], store_times=True)
+            batch = ScoredPart.of(frame, scored).as_batch(store_times=True)
             write_scores(
                 store, batch, model_version=model.version, threshold=model.threshold, scored_at=datetime.now()
             )

@@ -142,14 +142,14 @@ def run_scoring(
             writer = ScoreWriter(store, model_version=model.version, threshold=model.threshold, scored_at=now)
             with scoring as scored_parts:
                 for chunks in scored_parts:  # in time order
-                    batch = ScoredPart.batch(chunks, store_times=source is None)
-                    rows = len(batch.event_ids)
+                    rows = sum(len(chunk.frame) for chunk in chunks)
                     progress(
                         f"scored events {outcome.events_scored + 1}-{outcome.events_scored + rows} of {events}"
                     )
-                    writer.add(batch)
-                    ids_in_time_order.extend(chunk.frame.columns["_id"] for chunk in chunks)
-                    outcome.anomalies += int(np.sum(batch.scores >= model.threshold))
+                    for chunk in chunks:  # the writer joins what it holds back
+                        writer.add(chunk.as_batch(store_times=source is None))
+                        outcome.anomalies += int(np.sum(chunk.scores >= model.threshold))
+                        ids_in_time_order.append(chunk.frame.columns["_id"])
                     outcome.events_scored += rows
             writer.finish()
             if source is None:  # the workers are done: the rest (risk, commit) may use every core
@@ -222,15 +222,6 @@ class ScoredPart:
             time_range=(times[0].item(), times[-1].item()) if store_times and len(times) else None,
             identity=self.identity,
         )
-
-    @staticmethod
-    def batch(parts: list[ScoredPart], *, store_times: bool) -> ScoreBatch:
-        """The parts' score rows as one batch (see ``as_batch``)."""
-        from authml.embedded.scores import ScoreBatch
-
-        if not parts:
-            return ScoreBatch(np.zeros(0, dtype=object), np.zeros(0), {}, [])
-        return ScoreBatch.concat([part.as_batch(store_times=store_times) for part in parts])
 
 
 def _describe(window: tuple[datetime | None, datetime | None]) -> str:
