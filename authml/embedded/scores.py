@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from authml.embedded.duck import fetch_dicts
 from authml.embedded.schema import quote
-from authml.embedded.store import Store
+from authml.embedded.store import ROW_GROUP_ROWS, Store
 from authml.score.records import IDENTITY_FIELDS
 
 # Columns written to ``scores``, in its order. ``score_id`` is not among them: it is a virtual
@@ -172,15 +172,11 @@ class ScoreBatch:
         )
 
 
-# Rows in a DuckDB row group (its default ``row_group_size``). A transaction's inserts that end
-# in a part-filled group leave it to be merged at the next checkpoint: six inserts of 169,000
-# rows cost 0.8 s more at close than one of a million or six of whole groups (measured).
-ROW_GROUP_ROWS = 122_880
-
-
 class ScoreWriter:
     """Writes the score rows of a run as its parts arrive, in the caller's transaction: in whole
-    row groups while more are to come, the rest at ``finish``. Returns of ``add`` and ``finish``:
+    row groups while more are to come, the rest at ``finish``. Inserts that end in a part-filled
+    row group leave it to be merged at the next checkpoint: six inserts of 169,000 rows cost 0.8 s
+    more at close than one of a million or six of whole groups (measured). Returns of ``add`` and ``finish``:
     the rows written by that call."""
 
     def __init__(self, store: Store, *, model_version: str, threshold: float, scored_at: datetime):

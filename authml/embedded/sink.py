@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from authml.embedded.ndjson_columnar import BlockOutcome, ParsedBlock, PythonPath, load_block, parse_block
-from authml.embedded.store import DeadLetter, Store, StoredEvent
+from authml.embedded.store import ROW_GROUP_ROWS, DeadLetter, Store, StoredEvent
 from authml.errors import StoreError
 from authml.ingest import BatchOutcome
 from authml.runtime import map_ahead
@@ -24,7 +24,7 @@ from authml.sources.ndjson import LineBlock, ReadFailure
 # re-read them: 1M generated events took 117.7 s at 1.1 GB peak, 91.6 s at 1.6 GB with 1024 MB.
 BASE_MEMORY_MB = 1024
 INDEX_BYTES_PER_EVENT = 256
-# Rows per commit. Once a transaction's new rows fill a row group (122,880 rows), DuckDB writes them
+# Rows per commit. Once a transaction's new rows fill a row group (ROW_GROUP_ROWS), DuckDB writes them
 # straight into the database file; smaller commits go through the write-ahead log, and every
 # checkpoint that copies them out also rewrites the primary-key index, which grows with the store.
 # Measured on 900,000 events: committed every 25,000 rows 86.6 s (slower with each checkpoint),
@@ -33,7 +33,7 @@ INDEX_BYTES_PER_EVENT = 256
 # commits every 131,072 rows a 1M-event ingest left 5-6 s and 1 GB of that to the next process
 # that wrote the store, and a file of 606 MB; every two row groups (245,760), 0.3 s and 499 MB,
 # the ingest itself as fast (54.1 s against 52.0 s) at 1.6 GB peak instead of 1.7 GB.
-COMMIT_ROWS = 245_760
+COMMIT_ROWS = 2 * ROW_GROUP_ROWS
 
 
 class EmbeddedSink:

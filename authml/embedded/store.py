@@ -24,6 +24,9 @@ from authml.errors import StoreError
 STORE_FILE_NAME = "store.duckdb"
 SCHEMA_VERSION = "1"
 CHECKPOINT_THRESHOLD = "64MB"
+# Rows in a DuckDB row group (its default ``row_group_size``): writers size their inserts and
+# commits in whole groups, since DuckDB merges part-filled ones at a later checkpoint.
+ROW_GROUP_ROWS = 122_880
 
 
 def store_path(project_dir: Path) -> Path:
