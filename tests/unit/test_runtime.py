@@ -1,13 +1,15 @@
-"""The run-wide helpers of authml.runtime: making results ahead of the caller on background threads."""
+"""The run-wide helpers of authml.runtime: making results ahead of the caller on background threads,
+and numpy's BLAS threads limited for a block."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from authml.runtime import map_ahead
+from authml.runtime import _openblas_thread_calls, blas_threads, map_ahead
 
 
 def _wait_for(condition, seconds: float = 5.0) -> None:
@@ -101,3 +103,23 @@ def test_workers_and_ahead_must_be_at_least_one():
         pass
     with pytest.raises(ValueError, match="at least 1"), map_ahead(str, [1], workers=0):
         pass
+
+
+def test_blas_threads_limits_numpys_openblas_for_the_block_and_restores_it():
+    calls = _openblas_thread_calls()
+    if calls is None:
+        pytest.skip("numpy's BLAS here is not OpenBLAS (the PyPI wheels' is): nothing to limit")
+    get_threads, set_threads = calls
+    before = get_threads()
+    set_threads(2)  # a machine with one core starts at 1, which would hide the change
+    try:
+        with blas_threads(1):
+            assert get_threads() == 1
+            product = np.ones((300, 40)) @ np.ones((40, 7))  # still computes, on one thread
+        assert get_threads() == 2
+        with pytest.raises(RuntimeError), blas_threads(1):
+            raise RuntimeError("an error inside the block")
+        assert get_threads() == 2
+    finally:
+        set_threads(before)
+    assert product.shape == (300, 7) and float(product[0, 0]) == 40.0
