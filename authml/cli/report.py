@@ -16,12 +16,13 @@ import click
     help="Where to write the HTML file (default: <project-dir>/report.html).",
 )
 @click.option(
+    "--alerts",
     "--events",
-    "top_events",
+    "top_alerts",
     type=click.IntRange(1),
     default=25,
     show_default=True,
-    help="Anomalous events to list.",
+    help="Alerts to list, each by its most anomalous event (--events: the same, its earlier name).",
 )
 @click.option(
     "--accounts",
@@ -36,15 +37,16 @@ import click
     "summary_top",
     type=click.IntRange(1),
     default=None,
-    help="Also print how many injected (labelled) attacks rank among the top N alerts.",
+    help="Also print how injected (labelled) attacks rank among the top N alerts, events and accounts.",
 )
 @click.pass_obj
 def report(
-    obj: dict, out_path: Path | None, top_events: int, top_accounts: int, summary_top: int | None
+    obj: dict, out_path: Path | None, top_alerts: int, top_accounts: int, summary_top: int | None
 ) -> None:
     """Write one HTML file that opens without a network: anomalies over time, top anomalous
-    accounts, hour-of-day heatmaps, failures per source, and the most anomalous events with their
-    raw context, reasons and the account's baseline."""
+    accounts, hour-of-day heatmaps, failures per source, and the top alerts (a source's events
+    within an hour), each by its most anomalous event with its raw context, reasons and the
+    account's baseline."""
     from authml.embedded.store import Store
     from authml.report.collect import collect_report
     from authml.report.html import render_report
@@ -55,7 +57,7 @@ def report(
     out_path = out_path or Path(project_dir) / "report.html"
     time_zone = model_time_zone(project_dir)
     with Store.open(project_dir, read_only=True) as store:
-        data = collect_report(store, time_zone=time_zone, top_events=top_events, top_accounts=top_accounts)
+        data = collect_report(store, time_zone=time_zone, alerts=top_alerts, top_accounts=top_accounts)
         summary = attack_summary(store, summary_top) if summary_top else None
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(render_report(data), encoding="utf-8")

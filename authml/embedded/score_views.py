@@ -10,6 +10,7 @@ import orjson
 
 from authml.embedded.duck import fetch_dicts
 from authml.embedded.store import Store
+from authml.train.feature_sql import LOOPBACK_ADDRESSES
 
 TOP_VALUES = 5
 
@@ -97,6 +98,64 @@ def latest_scores_sql() -> str:
     return """SELECT s.* FROM scores s JOIN (
   SELECT event_id, arg_max(score_id, scored_at) AS score_id FROM scores GROUP BY event_id
 ) latest USING (score_id)"""
+
+
+# Alerts: what an analyst triages. One attack is often hundreds of events (a password spray is one
+# source failing on dozens of accounts, a brute force hundreds of failures on one), so the scored
+# events are grouped into alerts by where they came from, per clock hour (UTC): their source
+# address; for events without a routable one (NTLM validations name only a workstation), the host
+# that logged them and the event code; failing both, the account. An alert ranks by its top event
+# (score, then evidence, then event id).
+_NO_SOURCE = f""""source.ip" IS NULL OR "source.ip" IN ({_codes_sql(list(LOOPBACK_ADDRESSES))})"""
+ALERT_KEY_SQL = {
+    "by": f"""CASE WHEN NOT ({_NO_SOURCE}) THEN 'source.ip'
+       WHEN "host.name" IS NOT NULL THEN 'host.name' ELSE 'account' END""",
+    "key": f"""CASE WHEN NOT ({_NO_SOURCE}) THEN "source.ip"
+       WHEN "host.name" IS NOT NULL THEN coalesce("event.code", '-') || ' on ' || "host.name"
+       ELSE coalesce(user_key, '') END""",
+    "hour": """date_trunc('hour', "@timestamp")""",
+}
+
+
+def alerts_sql() -> str:
+    """Every alert (see ALERT_KEY_SQL), with its rank, its top event and what it holds: ``alert_by``
+    ('source.ip', 'host.name' or 'account'), ``alert_key``, ``alert_hour``, ``events``, ``anomalies`` (events at
+    or above the threshold), ``accounts``, ``top_event_id``, ``top_score``, ``rank``."""
+    top = "ORDER BY score DESC, evidence DESC, event_id"
+    return f"""SELECT *, row_number() OVER (ORDER BY top_score DESC, top_evidence DESC, top_event_id) AS rank
+FROM (
+  SELECT {ALERT_KEY_SQL["by"]} AS alert_by, {ALERT_KEY_SQL["key"]} AS alert_key,
+         {ALERT_KEY_SQL["hour"]} AS alert_hour, count(*) AS events,
+         count(*) FILTER (WHERE is_anomaly) AS anomalies, count(DISTINCT user_key) AS accounts,
+         first(event_id {top}) AS top_event_id, max(score) AS top_score, first(evidence {top}) AS top_evidence
+  FROM ({latest_scores_sql()}) GROUP BY ALL
+)"""
+
+
+def top_alerts(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The top event's score row of each of the ``limit`` highest-ranked alerts, in rank order,
+    each with ``alert``: the alert's row of `alerts_sql` (without the top event's own columns)."""
+    alerts = fetch_dicts(
+        store.connection, f"SELECT * FROM ({alerts_sql()}) WHERE rank <= ? ORDER BY rank", [limit]
+    )
+    if not alerts:
+        return []
+    from authml.embedded.scores import read_scores
+
+    ids = [alert["top_event_id"] for alert in alerts]
+    rows = {
+        row["event_id"]: row
+        for row in read_scores(
+            store,
+            where=f"event_id IN (SELECT unnest(?::VARCHAR[])) AND score_id IN (SELECT score_id FROM ({latest_scores_sql()}))",
+            parameters=[ids],
+        )
+    }
+    hidden = ("top_event_id", "top_score", "top_evidence")
+    return [
+        {**rows[alert["top_event_id"]], "alert": {k: v for k, v in alert.items() if k not in hidden}}
+        for alert in alerts
+    ]
 
 
 def top_anomalies(store: Store, limit: int) -> list[dict[str, Any]]:

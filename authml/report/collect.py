@@ -22,12 +22,14 @@ class ReportData:
     accounts: list[dict[str, Any]]
     heatmaps: list[tuple[str, list[list[int]]]]
     sources: list[dict[str, Any]]
-    anomalous_events: list[dict[str, Any]]  # score row + "context" + "baseline"
+    anomalous_events: list[
+        dict[str, Any]
+    ]  # each top alert's top event: score row + "alert", "context", "baseline"
     labels: dict[str, str] = field(default_factory=dict)  # event id -> generator scenario
 
 
 def collect_report(
-    store, *, time_zone: str = "UTC", top_events: int = 25, top_accounts: int = 15, heatmap_accounts: int = 3
+    store, *, time_zone: str = "UTC", alerts: int = 25, top_accounts: int = 15, heatmap_accounts: int = 3
 ) -> ReportData:
     from authml.embedded.score_views import (
         account_baseline,
@@ -37,7 +39,7 @@ def collect_report(
         latest_scores_sql,
         scenario_labels,
         sources_by_failures,
-        top_anomalies,
+        top_alerts,
     )
     from authml.embedded.scores import has_score_tables, read_user_risk
     from authml.score.explain import raw_context
@@ -58,7 +60,7 @@ def collect_report(
         ).fetchall()
     ]
     accounts = read_user_risk(store, limit=top_accounts)
-    events = top_anomalies(store, top_events)
+    events = top_alerts(store, alerts)
     for row in events:
         row["context"] = raw_context(event_document(store, row["event_id"]))
         row["baseline"] = account_baseline(

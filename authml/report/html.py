@@ -178,14 +178,37 @@ def _events(data: ReportData) -> str:
             f"<li>{escape(line)}</li>" for line in baseline_lines(row["baseline"], data.time_zone)
         )
         strip = hour_strip(row["baseline"]["hours"], label=f"Hours of {row['user.name']}'s earlier events")
+        alert = f'<p class="muted">{escape(_alert_line(row["alert"]))}</p>' if row.get("alert") else ""
         cards.append(
             f'<div class="event" id="event-{rank}"><h3>#{rank} {_badge(row["score"])} '
             f"{_cell(row['user.name'])} · event {_cell(row['event.code'])} · {_when(row['@timestamp'])}{tag}</h3>"
-            f'<ul class="reasons">{reasons}</ul>'
+            f'{alert}<ul class="reasons">{reasons}</ul>'
             f'<div class="grid"><div><b>raw event</b><table>{context}</table>'
             f'<p class="muted">detectors (nats of evidence): {detectors}<br>id <code>{escape(row["event_id"])}</code></p></div>'
             f"<div><b>baseline of {_cell(row['user.name'])} before this event</b><ul>{baseline}</ul>"
             f"{strip}</div></div></div>"
         )
     body = "".join(cards) or "<p>No scored events.</p>"
-    return f'<section id="events"><h2>Most anomalous events</h2>{body}</section>'
+    return (
+        '<section id="events"><h2>Top alerts: the most anomalous event of each</h2>'
+        '<p class="muted">An alert holds the scored events of one hour (UTC) from one source address; '
+        "events without one group by event code and the host that logged them, or by account. An alert "
+        "ranks by its most anomalous event.</p>"
+        f"{body}</section>"
+    )
+
+
+def _alert_line(alert: dict) -> str:
+    """What the event's alert holds besides it."""
+    start = alert["alert_hour"]
+    origin = {
+        "source.ip": f"from source {alert['alert_key']}",
+        "host.name": f"without a source address: event {alert['alert_key']}",
+        "account": f"of account {alert['alert_key']} without a source address",
+    }[alert["alert_by"]]
+    events = f"{alert['events']} event{'s' if alert['events'] != 1 else ''}"
+    accounts = f", {alert['accounts']} accounts" if alert["accounts"] != 1 else ""
+    return (
+        f"alert #{alert['rank']}: {events} ({alert['anomalies']} anomalous){accounts} {origin}, "
+        f"{start:%Y-%m-%d %H}:00-{(start.hour + 1) % 24:02d}:00 UTC"
+    )

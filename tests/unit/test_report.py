@@ -96,3 +96,31 @@ def test_page_escapes_what_the_logs_say_and_lists_the_event():
     assert "first logon from 10.9.9.9" in html and "injected: spray" in html
     assert "usual hours (UTC): 09:00-10:00" in html
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "").lower()
+
+
+def test_each_event_says_what_its_alert_holds():
+    alert = {
+        "alert_by": "host.name",
+        "alert_key": "4776 on dc01",
+        "alert_hour": datetime(2025, 1, 2, 23),
+        "events": 31,
+        "anomalies": 30,
+        "accounts": 29,
+        "rank": 1,
+    }
+    event = {**_data().anomalous_events[0], "alert": alert}
+    html = render_report(_data(anomalous_events=[event]))
+    assert (
+        "alert #1: 31 events (30 anomalous), 29 accounts without a source address: event 4776 on dc01, "
+        "2025-01-02 23:00-00:00 UTC" in html
+    )
+    single = {
+        **alert,
+        "alert_by": "source.ip",
+        "alert_key": "10.9.9.9",
+        "events": 1,
+        "anomalies": 1,
+        "accounts": 1,
+    }
+    html = render_report(_data(anomalous_events=[{**event, "alert": single}]))
+    assert "alert #1: 1 event (1 anomalous) from source 10.9.9.9, 2025-01-02 23:00-00:00 UTC" in html
