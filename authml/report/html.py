@@ -209,6 +209,6 @@ def _alert_line(alert: dict) -> str:
     events = f"{alert['events']} event{'s' if alert['events'] != 1 else ''}"
     accounts = f", {alert['accounts']} accounts" if alert["accounts"] != 1 else ""
     return (
-        f"alert #{alert['rank']}: {events} ({alert['anomalies']} anomalous){accounts} {origin}, "
+        f"its alert: {events} ({alert['anomalies']} anomalous){accounts} {origin}, "
         f"{start:%Y-%m-%d %H}:00-{(start.hour + 1) % 24:02d}:00 UTC"
     )

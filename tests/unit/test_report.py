@@ -111,7 +111,7 @@ def test_each_event_says_what_its_alert_holds():
     event = {**_data().anomalous_events[0], "alert": alert}
     html = render_report(_data(anomalous_events=[event]))
     assert (
-        "alert #1: 31 events (30 anomalous), 29 accounts without a source address: event 4776 on dc01, "
+        "its alert: 31 events (30 anomalous), 29 accounts without a source address: event 4776 on dc01, "
         "2025-01-02 23:00-00:00 UTC" in html
     )
     single = {
@@ -123,4 +123,4 @@ def test_each_event_says_what_its_alert_holds():
         "accounts": 1,
     }
     html = render_report(_data(anomalous_events=[{**event, "alert": single}]))
-    assert "alert #1: 1 event (1 anomalous) from source 10.9.9.9, 2025-01-02 23:00-00:00 UTC" in html
+    assert "its alert: 1 event (1 anomalous) from source 10.9.9.9, 2025-01-02 23:00-00:00 UTC" in html
