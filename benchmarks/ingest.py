@@ -48,7 +48,7 @@ def worker_bare_evtx(files: list[Path], passes: int) -> dict:
 def worker_authml(files: list[Path], passes: int, fmt: str | None, columnar: bool = True) -> dict:
     from authml.embedded.sink import EmbeddedSink
     from authml.embedded.store import Store
-    from authml.ingest import DeadLetterFile, IngestOptions, ingest_file
+    from authml.ingest import DeadLetterFile, IngestOptions, ingest_files
 
     records = 0
     started = time.perf_counter()
@@ -58,10 +58,10 @@ def worker_authml(files: list[Path], passes: int, fmt: str | None, columnar: boo
             with Store.open(project, create=True) as store:
                 letters = DeadLetterFile(project / "dead.ndjson")
                 sink = EmbeddedSink(store)
-                for path in files:
-                    records += ingest_file(
-                        path, sink, letters, IngestOptions(format=fmt, columnar=columnar)
-                    ).read
+                options = IngestOptions(format=fmt, columnar=columnar)
+                records += sum(
+                    s.read for s in ingest_files(files, sink, letters, options)
+                )  # as `authml ingest`
                 sink.flush()
                 letters.close()
             shutil.rmtree(project)

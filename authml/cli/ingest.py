@@ -80,7 +80,7 @@ def ingest(
     Records that cannot be read go to <project-dir>/dead-letters/<run>.ndjson with their file,
     position and reason. Ingesting the same files again stores nothing new.
     """
-    from authml.ingest import DeadLetterFile, FileSummary, IngestOptions, ingest_file, run_id
+    from authml.ingest import DeadLetterFile, FileSummary, IngestOptions, ingest_files, run_id
     from authml.progress import Progress
     from authml.sources import expand_paths
 
@@ -98,9 +98,14 @@ def ingest(
     progress = Progress(len(files))
     with _open_sink(project_dir, to_elasticsearch, es_index, es_options) as (sink, store):
         try:
-            for path in files:
-                progress.start_file(path.name)
-                summaries.append(ingest_file(path, sink, dead_letters, options, progress.advance))
+            summaries = ingest_files(
+                files,
+                sink,
+                dead_letters,
+                options,
+                on_file=lambda path: progress.start_file(path.name),
+                on_progress=progress.advance,
+            )
         finally:
             progress.finish()
             dead_letters.close()

@@ -8,7 +8,9 @@ and a repeated run fills in the rest (ids are deterministic, inserts ignore ids 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,7 +126,29 @@ class Store:
         self._insert_dead_letters(dead_letters)
         return inserted
 
+    def insert_batch_by_file(
+        self, events: Sequence[StoredEvent], dead_letters: Iterable[DeadLetter]
+    ) -> Counter[str]:
+        """insert_batch for the events of several files, none twice in the batch: how many of
+        each file's events were new (by source_file)."""
+        stored = Counter(self._insert_events_of_files(events) if events else [])
+        self._insert_dead_letters(dead_letters)
+        return stored
+
     def _insert_events(self, events: Sequence[StoredEvent]) -> int:
+        with self._events_registered(events) as insert:
+            (inserted,) = self.connection.execute(insert).fetchone()
+        return int(inserted)
+
+    def _insert_events_of_files(self, events: Sequence[StoredEvent]) -> list[str]:
+        """The source file of each new event: a count alone cannot say whose they were."""
+        with self._events_registered(events) as insert:
+            return [file for (file,) in self.connection.execute(f"{insert} RETURNING source_file").fetchall()]
+
+    @contextmanager
+    def _events_registered(self, events: Sequence[StoredEvent]) -> Iterator[str]:
+        """The INSERT of ``events`` into the events table (new ids only), with its rows registered
+        for the statement's duration."""
         # Arrow columns: built in C from Python lists, and scanned by DuckDB without the GIL, so the
         # insert overlaps with the reader preparing the next batch.
         columns = event_columns()
@@ -148,12 +172,9 @@ class Store:
         select += ["document", "source_file", "source_position", "multi_valued_fields"]
         self.connection.register("authml_batch", pa.table(arrays))
         try:
-            (inserted,) = self.connection.execute(
-                f"INSERT INTO events SELECT {', '.join(select)} FROM authml_batch ON CONFLICT DO NOTHING"
-            ).fetchone()
+            yield f"INSERT INTO events SELECT {', '.join(select)} FROM authml_batch ON CONFLICT DO NOTHING"
         finally:
             self.connection.unregister("authml_batch")
-        return int(inserted)
 
     def _insert_dead_letters(self, dead_letters: Iterable[DeadLetter]) -> None:
         rows = [
