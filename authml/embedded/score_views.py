@@ -158,17 +158,6 @@ def top_alerts(store: Store, limit: int) -> list[dict[str, Any]]:
     ]
 
 
-def top_anomalies(store: Store, limit: int) -> list[dict[str, Any]]:
-    from authml.embedded.scores import read_scores
-
-    return read_scores(
-        store,
-        where=f"score_id IN (SELECT score_id FROM ({latest_scores_sql()}))",
-        order_by="score DESC, evidence DESC, event_id",
-        limit=limit,
-    )
-
-
 def hour_of_day_by_weekday(store: Store, user_name: str, time_zone: str) -> list[list[int]]:
     """7 x 24 counts of the account's scored events: Monday first, local hours."""
     zone = time_zone.replace("'", "''")

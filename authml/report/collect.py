@@ -22,9 +22,8 @@ class ReportData:
     accounts: list[dict[str, Any]]
     heatmaps: list[tuple[str, list[list[int]]]]
     sources: list[dict[str, Any]]
-    anomalous_events: list[
-        dict[str, Any]
-    ]  # each top alert's top event: score row + "alert", "context", "baseline"
+    # the top event of each top alert: its score row with "alert", "context" and "baseline"
+    anomalous_events: list[dict[str, Any]]
     labels: dict[str, str] = field(default_factory=dict)  # event id -> generator scenario
 
 

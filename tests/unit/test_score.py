@@ -200,18 +200,23 @@ def test_explain_event_and_user(scored_project):
 
 
 def test_evidence_orders_events_that_reach_the_cap(scored_project):
+    """Alerts rank by their top event's score and, among events capped at 100, its evidence."""
+    from authml.embedded.score_views import alerts_sql
+
     project_dir, model = scored_project
     run_scoring(project_dir, model, ScoreOptions())
     rows = _scores(project_dir)
     for row in rows:
         assert row["evidence"] == pytest.approx(sum(row["detector_scores"].values()))
-    capped = [r for r in rows if r["score"] >= 100.0]
+    capped = {r["event_id"]: r["evidence"] for r in rows if r["score"] >= 100.0}
     with Store.open(project_dir, read_only=True) as store:
-        from authml.embedded.score_views import top_anomalies
-
-        top = top_anomalies(store, max(len(capped), 1))
-    if capped:
-        assert [r["evidence"] for r in top] == sorted((r["evidence"] for r in capped), reverse=True)
+        ranked = store.connection.execute(
+            f"SELECT top_event_id, top_score, top_evidence FROM ({alerts_sql()}) ORDER BY rank"
+        ).fetchall()
+    at_cap = [(event_id, evidence) for event_id, score, evidence in ranked if score >= 100.0]
+    assert [evidence for _, evidence in at_cap] == sorted((e for _, e in at_cap), reverse=True)
+    assert all(capped[event_id] == evidence for event_id, evidence in at_cap)
+    assert len(at_cap) <= len(capped) and bool(at_cap) == bool(capped)
 
 
 def test_cli_usage_errors_say_what_to_do(tmp_path):
