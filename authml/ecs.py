@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 _MISSING = object()
@@ -49,3 +50,11 @@ def user_key(name: str | None, domain: str | None = None) -> str | None:
         return None
     key = name.strip().lower()
     return key or None
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """An ECS date as authml writes it: UTC with microseconds, ``2025-01-06T09:00:00.000000Z``
+    (a naive moment is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

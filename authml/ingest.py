@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from authml.ecs import get_path, user_key
+from authml.ecs import get_path, user_key, utc_timestamp
 from authml.embedded.schema import event_columns
 from authml.embedded.store import DeadLetter, StoredEvent
 from authml.ids import event_id
@@ -447,7 +447,7 @@ def _ingest_line_blocks(
 def _prepare_batch(
     batch: list[SourceRecord], source_file: str, auth_codes: frozenset[str] | None
 ) -> tuple[list[StoredEvent], list[DeadLetter], int]:
-    ingested = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ingested = utc_timestamp(datetime.now(UTC))
     events: list[StoredEvent] = []
     letters: list[DeadLetter] = []
     skipped = 0

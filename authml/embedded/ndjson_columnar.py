@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from authml.ecs import utc_timestamp
 from authml.embedded.schema import event_columns, quote
 from authml.embedded.store import DeadLetter, Store, StoredEvent
 from authml.ids import IDENTITY_FIELDS, IDENTITY_SALT, java_order
@@ -81,9 +82,7 @@ def parse_block(connection: duckdb.DuckDBPyConnection, block: LineBlock, ingeste
     store (a cursor in another thread parses the next block while this one is stored)."""
     lines, undecodable = _line_table(block)
     with _registered(connection, "authml_lines", lines):
-        rows = connection.sql(
-            _parse_sql(), params=[ingested.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
-        ).to_arrow_table()
+        rows = connection.sql(_parse_sql(), params=[utc_timestamp(ingested)]).to_arrow_table()
     return ParsedBlock(block, rows, undecodable)
 
 

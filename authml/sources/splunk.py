@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from authml.ecs import utc_timestamp
 from authml.sources import SourceRecord
 from authml.sources.ndjson import iter_json_objects
 from authml.sources.winlog import NormaliseError, normalise_event
@@ -186,9 +187,7 @@ def _time_created(fields: dict[str, Any]) -> str:
             moment = datetime.fromisoformat(str(raw))
     except (ValueError, OverflowError, OSError):
         raise NormaliseError(f"unparseable time {raw!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_timestamp(moment)
 
 
 def _first(fields: dict[str, Any], keys: tuple[str, ...]) -> Any:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from authml.ecs import utc_timestamp
 from authml.sources import winlog_tables as t
 from authml.sources.winlog_values import (
     attributes,
@@ -383,6 +384,4 @@ def _timestamp(raw: Any) -> str:
         raise NormaliseError(f"unparseable TimeCreated SystemTime {raw!r}") from None
     if len(raw) == 27 and raw[-1] == "Z" and raw[19] == ".":
         return raw  # already the canonical UTC form the parser writes
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_timestamp(moment)
