@@ -18,6 +18,7 @@ class ReportData:
     events_scored: int
     anomalies: int
     threshold: float | None
+    alerts: int  # alerts holding at least one anomaly (score_views.alerts_sql)
     per_day: list[dict[str, Any]]
     accounts: list[dict[str, Any]]
     heatmaps: list[tuple[str, list[list[int]]]]
@@ -32,6 +33,7 @@ def collect_report(
 ) -> ReportData:
     from authml.embedded.score_views import (
         account_baseline,
+        alerts_sql,
         anomalies_per_day,
         event_document,
         hour_of_day_by_weekday,
@@ -77,6 +79,9 @@ def collect_report(
         model_versions=versions,
         events_scored=scored,
         anomalies=anomalies,
+        alerts=store.connection.execute(
+            f"SELECT count(*) FROM ({alerts_sql()}) WHERE anomalies > 0"
+        ).fetchone()[0],
         threshold=threshold,
         per_day=anomalies_per_day(store),
         accounts=accounts,

@@ -84,6 +84,7 @@ def _kpis(data: ReportData) -> str:
     items = [
         ("events scored", f"{data.events_scored:,}"),
         ("anomalies", f"{data.anomalies:,}"),
+        ("alerts with anomalies", f"{data.alerts:,}"),
         ("alert threshold", f"{data.threshold:.1f}" if data.threshold is not None else "-"),
         ("top score", f"{top['score']:.1f}" if top else "-"),
         ("accounts at high risk", str(sum(1 for a in data.accounts if a["score"] >= 50))),

@@ -80,6 +80,7 @@ def _data(**overrides) -> ReportData:
         "events_scored": 100,
         "anomalies": 1,
         "threshold": 50.0,
+        "alerts": 1,
         "per_day": [{"day": datetime(2025, 1, 2), "events": 100, "anomalies": 1, "max_score": 88.5}],
         "accounts": [],
         "heatmaps": [],
@@ -95,6 +96,7 @@ def test_page_escapes_what_the_logs_say_and_lists_the_event():
     assert "<b>eve</b>" not in html and "&lt;b&gt;eve&lt;/b&gt;" in html
     assert "first logon from 10.9.9.9" in html and "injected: spray" in html
     assert "usual hours (UTC): 09:00-10:00" in html
+    assert "alerts with anomalies</span><b>1</b>" in html
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "").lower()
 
 
