@@ -130,3 +130,35 @@ def test_a_sink_that_cannot_say_whose_events_are_new_gets_one_file_a_batch(tmp_p
     letters.close()
     assert sink.batches == [{str(path)} for path in paths]
     assert [(s.read, s.stored) for s in summaries] == [(1, 1)] * 3
+
+
+def test_an_interrupted_run_keeps_whole_batches_and_a_rerun_finishes_it(tmp_path, monkeypatch):
+    import authml.ingest as ingest
+
+    paths = [
+        write_ndjson(tmp_path / "in" / f"{index}.ndjson", [auth_event(index * 10 + n) for n in range(3)])
+        for index in range(6)
+    ]
+    real_read = ingest.read_records
+
+    def read_until_the_fifth(path, fmt):
+        if path == paths[4]:
+            raise KeyboardInterrupt
+        return real_read(path, fmt)
+
+    project = tmp_path / "p"
+    options = IngestOptions(columnar=False, batch_size=7)  # files 0-2 fill a batch, 3 waits
+    monkeypatch.setattr(ingest, "read_records", read_until_the_fifth)
+    with Store.open(project, create=True) as store:
+        sink = EmbeddedSink(store)
+        letters = DeadLetterFile(project / "dead.ndjson")
+        with pytest.raises(KeyboardInterrupt):
+            ingest_files(paths, sink, letters, options)
+        sink.flush()  # as the command's exit does: what was written is committed
+        letters.close()
+        (kept,) = store.connection.execute("SELECT count(*) FROM events").fetchone()
+    assert kept == 9  # the first batch, whole; file 3 was staged, not written
+    monkeypatch.setattr(ingest, "read_records", real_read)
+    counts, rows, _ = _ingest(project, paths, options, together=True)
+    assert [(c[1], c[2], c[3]) for c in counts] == [(3, 0, 3)] * 3 + [(3, 3, 0)] * 3
+    assert len(rows) == 18
