@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -280,9 +281,10 @@ def ingest_files(
 ) -> list[FileSummary]:
     """Read the files into the sink, one after the other; one summary per file. Writing a batch
     overlaps with reading and preparing the next (at most one write is pending at a time, and
-    batches are written in the order they were read). The embedded store takes the records of
-    several small files in one batch: a folder of EVTX files is mostly files of a few hundred
-    records, and an insert costs about 20 ms however few its rows."""
+    batches are written in the order they were read). A sink that says what became of each
+    file's events (the embedded store, Elasticsearch) takes several small files in one batch: a
+    folder of EVTX files is mostly files of a few hundred records, and an insert into the store
+    costs about 20 ms however few its rows (a bulk request, a round trip)."""
     summaries: list[FileSummary] = []
     auth_codes = _auth_codes() if options.only_auth else None
     with cyclic_gc_paused(), _BatchWriter(sink, dead_letter_file, options.batch_size, on_progress) as writer:
@@ -317,7 +319,8 @@ class _Segment:
 class _BatchWriter:
     """Writes batches into the sink on one background thread, one at a time, and counts each
     file's part of a batch into its summary once the batch is written. With a sink that reports
-    new events per file (``write_batch_by_file``), segments of several files wait to fill a batch."""
+    what became of each file's events (``write_batch_by_file``), segments of several files wait to
+    fill a batch."""
 
     def __init__(
         self,
@@ -370,23 +373,28 @@ class _BatchWriter:
 
     def _write(self, segments: list[_Segment]) -> list[BatchOutcome]:
         """Each segment's outcome. A batch of several files holds each event id once (the first
-        read wins, as if the files were stored one after the other), so the files the store
-        names for its new rows say whose they were."""
+        read wins, as if the files were stored one after the other; the later ones count as
+        duplicates of their files), and the sink says what became of each file's events."""
         if len(segments) == 1:
             return [self._sink.write_batch(segments[0].events, segments[0].letters)]
         seen: set[str] = set()
         events: list[StoredEvent] = []
+        repeated: Counter[str] = Counter()
         for segment in segments:
             for event in segment.events:
-                if event.event_id not in seen:
+                if event.event_id in seen:
+                    repeated[segment.summary.path] += 1
+                else:
                     seen.add(event.event_id)
                     events.append(event)
         letters = [letter for segment in segments for letter in segment.letters]
-        stored = self._sink.write_batch_by_file(events, letters)  # type: ignore[attr-defined]
-        return [
-            BatchOutcome(stored[segment.summary.path], len(segment.events) - stored[segment.summary.path])
-            for segment in segments
-        ]
+        by_file = self._sink.write_batch_by_file(events, letters)  # type: ignore[attr-defined]
+        outcomes = []
+        for segment in segments:
+            outcome = by_file.get(segment.summary.path, BatchOutcome(stored=0, duplicates=0))
+            outcome.duplicates += repeated[segment.summary.path]
+            outcomes.append(outcome)
+        return outcomes
 
     def _settle_pending(self) -> None:
         if self._pending is None:

@@ -60,10 +60,10 @@ class EmbeddedSink:
 
     def write_batch_by_file(
         self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]
-    ) -> Counter[str]:
-        """write_batch for the events of several files, none twice in the batch: how many of each
-        file's events were new (by source_file). One insert costs about 20 ms however few its
-        rows, so a folder of small EVTX files is stored several files a batch."""
+    ) -> dict[str, BatchOutcome]:
+        """write_batch for the events of several files, none twice in the batch: each file's
+        outcome (by source_file). One insert costs about 20 ms however few its rows, so a folder
+        of small EVTX files is stored several files a batch."""
         stored: Counter[str] = Counter()
 
         def insert() -> int:
@@ -71,7 +71,10 @@ class EmbeddedSink:
             return stored.total()
 
         self._write(insert, len(events) + len(dead_letters))
-        return stored
+        sent = Counter(event.source_file for event in events)
+        return {
+            file: BatchOutcome(stored=stored[file], duplicates=sent[file] - stored[file]) for file in sent
+        }
 
     def _write(self, insert: Callable[[], int], rows: int) -> int:
         """``insert()`` (returning the events it stored) in the open transaction; a commit once

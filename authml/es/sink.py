@@ -60,33 +60,47 @@ class ElasticsearchSink:
         """Send ``events``. ``dead_letters`` (records that could not be read) stay with the caller,
         which records them; only events Elasticsearch refuses come back in ``failed``."""
         outcome = BatchOutcome(stored=0, duplicates=0)
+        for _event, result in self._results(events):
+            _count(outcome, result)
+        return outcome
+
+    def write_batch_by_file(
+        self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]
+    ) -> dict[str, BatchOutcome]:
+        """write_batch for the events of several files, in one bulk request: each file's outcome
+        (by source_file; every bulk item answers for one document)."""
+        outcomes = {event.source_file: BatchOutcome(stored=0, duplicates=0) for event in events}
+        for event, result in self._results(events):
+            _count(outcomes[event.source_file], result)
+        return outcomes
+
+    def _results(self, events: Sequence[StoredEvent]) -> list[tuple[StoredEvent, int | DeadLetter]]:
+        """Each event with what became of it: its HTTP status (201 stored, 409 a duplicate), or the
+        dead letter of a refusal; retryable refusals are sent again with backoff first."""
+        results: list[tuple[StoredEvent, int | DeadLetter]] = []
         pending = list(events)
         attempt = 0
         while pending:
             items = self._send(pending, attempt)
             retry: list[StoredEvent] = []
-            last_reason: dict[str, str] = {}
             for event, item in zip(pending, items, strict=True):
                 status, reason = _item_result(item)
-                if status in (200, 201):
-                    outcome.stored += 1
-                elif status == 409:
-                    outcome.duplicates += 1
+                if status in (200, 201, 409):
+                    results.append((event, status))
                 elif status in RETRYABLE and attempt < self.max_retries:
                     retry.append(event)
-                    last_reason[event.event_id] = reason
                 else:
                     prefix = (
                         f"Elasticsearch still refused it after {attempt} retries: "
                         if status in RETRYABLE
                         else ""
                     )
-                    outcome.failed.append(_dead_letter(event, f"{prefix}HTTP {status}: {reason}"))
+                    results.append((event, _dead_letter(event, f"{prefix}HTTP {status}: {reason}")))
             if retry:
                 self.sleep(backoff_seconds(attempt, self.backoff_base_s))
                 attempt += 1
             pending = retry
-        return outcome
+        return results
 
     def _send(self, events: list[StoredEvent], attempt: int) -> list[dict[str, Any]]:
         """One bulk request, retrying the whole request on 429, 5xx and connection failures."""
@@ -110,6 +124,15 @@ class ElasticsearchSink:
                     raise
                 self.sleep(backoff_seconds(attempt, self.backoff_base_s))
                 attempt += 1
+
+
+def _count(outcome: BatchOutcome, result: int | DeadLetter) -> None:
+    if isinstance(result, DeadLetter):
+        outcome.failed.append(result)
+    elif result == 409:
+        outcome.duplicates += 1
+    else:
+        outcome.stored += 1
 
 
 def _item_result(item: dict[str, Any]) -> tuple[int, str]:

@@ -112,3 +112,21 @@ def test_a_4xx_request_error_is_not_retried():
 
 def test_backoff_doubles_up_to_a_cap():
     assert [backoff_seconds(n, 0.5, cap_s=3) for n in range(5)] == [0.5, 1.0, 2.0, 3, 3]
+
+
+def test_a_batch_of_several_files_is_one_request_answered_per_file():
+    def event(n: int, file: str) -> StoredEvent:
+        return StoredEvent(f"id-{n}", {"user": {"name": f"u{n}"}}, (), file, f"line {n}")
+
+    client = ScriptedClient(
+        [_item(201), _item(429), _item(409, "version_conflict_engine_exception"), _item(400, "x")],
+        [_item(201)],  # the 429 again, alone
+    )
+    events = [event(1, "a.evtx"), event(2, "a.evtx"), event(3, "b.evtx"), event(4, "b.evtx")]
+    outcomes = ElasticsearchSink(client, sleep=lambda s: None).write_batch_by_file(events, [])
+    assert len(client.calls) == 2 and len(client.calls[0]) == 8
+    assert {f: (o.stored, o.duplicates, len(o.failed)) for f, o in outcomes.items()} == {
+        "a.evtx": (2, 0, 0),
+        "b.evtx": (0, 1, 1),
+    }
+    assert outcomes["b.evtx"].failed[0].position == "line 4"

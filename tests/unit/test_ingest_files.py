@@ -162,3 +162,21 @@ def test_an_interrupted_run_keeps_whole_batches_and_a_rerun_finishes_it(tmp_path
     counts, rows, _ = _ingest(project, paths, options, together=True)
     assert [(c[1], c[2], c[3]) for c in counts] == [(3, 0, 3)] * 3 + [(3, 3, 0)] * 3
     assert len(rows) == 18
+
+
+def test_elasticsearch_takes_several_small_files_in_one_bulk_request(tmp_path):
+    from authml.es.sink import ElasticsearchSink
+    from tests.unit.test_es_sink import ScriptedClient, _item
+
+    first = write_ndjson(tmp_path / "a.ndjson", [auth_event(1), auth_event(2)])
+    second = write_ndjson(tmp_path / "b.ndjson", [auth_event(2), auth_event(3), "{not json"])  # 2 is a's
+    # the request holds 1, 2 and 3 once: 3 was indexed before (409)
+    client = ScriptedClient([_item(201), _item(201), _item(409, "version_conflict_engine_exception")])
+    letters = DeadLetterFile(tmp_path / "dead.ndjson")
+    summaries = ingest_files([first, second], ElasticsearchSink(client), letters, IngestOptions())
+    letters.close()
+    assert len(client.calls) == 1 and len(client.calls[0]) == 6
+    assert [(s.read, s.stored, s.duplicates, s.dead_lettered) for s in summaries] == [
+        (2, 2, 0, 0),
+        (3, 0, 2, 1),
+    ]
