@@ -37,8 +37,8 @@ from authml.sources import FORMATS
     type=click.IntRange(1, 100_000),
     default=5000,
     show_default=True,
-    help="Records read and prepared per batch (EVTX, Splunk, and NDJSON with --no-columnar); "
-    "batches are committed together about every 246,000 records.",
+    help="Records read and prepared per batch (EVTX, Splunk, and NDJSON with --no-columnar; "
+    "small files share a batch); batches are committed together about every 246,000 records.",
 )
 @click.option(
     "--columnar/--no-columnar",
