@@ -50,7 +50,7 @@ def collect_report(
         raise NotReadyError(f"the store {store.path} has no scores yet; run `authml score` first")
     codes = authentication_event_codes()
     scored, anomalies, threshold = store.connection.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE is_anomaly), max(threshold) FROM ({latest_scores_sql()})"
+        f"SELECT count(*), count(*) FILTER (WHERE is_anomaly), max(threshold) FROM ({latest_scores_sql(store)})"
     ).fetchone()
     if not scored:
         raise NotReadyError(f"the store {store.path} has no scored events; run `authml score` first")
@@ -80,7 +80,7 @@ def collect_report(
         events_scored=scored,
         anomalies=anomalies,
         alerts=store.connection.execute(
-            f"SELECT count(*) FROM ({alerts_sql()}) WHERE anomalies > 0"
+            f"SELECT count(*) FROM ({alerts_sql(store)}) WHERE anomalies > 0"
         ).fetchone()[0],
         threshold=threshold,
         per_day=anomalies_per_day(store),

@@ -16,13 +16,13 @@ def attack_summary(store, top: int) -> dict[str, Any]:
 
     label = "document->>'$.labels.authml_scenario'"
     rows = store.connection.execute(
-        f"""WITH latest AS ({latest_scores_sql()}),
+        f"""WITH latest AS ({latest_scores_sql(store)}),
 ranked AS (
   SELECT event_id, user_key, score, row_number() OVER (ORDER BY score DESC, evidence DESC, event_id) AS rank,
          {ALERT_KEY_SQL["by"]} AS alert_by, {ALERT_KEY_SQL["key"]} AS alert_key, {ALERT_KEY_SQL["hour"]} AS alert_hour
   FROM latest
 ),
-alerts AS (SELECT alert_by, alert_key, alert_hour, rank FROM ({alerts_sql()})),
+alerts AS (SELECT alert_by, alert_key, alert_hour, rank FROM ({alerts_sql(store)})),
 accounts AS (SELECT user_key, row_number() OVER (ORDER BY score DESC, evidence DESC, user_key) AS rank FROM user_risk)
 SELECT {label} AS scenario, count(*) AS injected, count(r.rank) AS scored,
        count(*) FILTER (WHERE r.rank <= $top) AS in_top, min(r.rank) AS best_rank, min(al.rank) AS best_alert,

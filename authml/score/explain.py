@@ -120,7 +120,7 @@ def explain_user(
     risk = risks[0]
     events = read_scores(
         store,
-        where=f'score_id IN (SELECT score_id FROM ({latest_scores_sql()})) AND lower("user.name") = lower(?)',
+        where=f'score_id IN (SELECT score_id FROM ({latest_scores_sql(store)})) AND lower("user.name") = lower(?)',
         parameters=[risk["user.name"]],
         order_by="score DESC, evidence DESC, event_id",
         limit=top,

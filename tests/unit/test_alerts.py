@@ -103,3 +103,20 @@ def test_an_injected_scenarios_best_alert_ranks_no_lower_than_its_best_event(sco
 def test_top_alerts_are_as_many_as_asked_and_alerts_exist(tmp_path, limit):
     with _store_with_scores(tmp_path) as store:
         assert len(top_alerts(store, limit)) == min(limit, 5)
+
+
+def test_the_newest_scores_are_every_row_when_one_model_version_scored(tmp_path):
+    from authml.embedded.score_views import latest_scores_sql
+
+    with _store_with_scores(tmp_path) as store:
+
+        def rows(sql: str) -> list[tuple]:
+            return sorted(store.connection.execute(f"SELECT event_id, score FROM ({sql})").fetchall())
+
+        assert latest_scores_sql(store) == latest_scores_sql()  # two versions: the newest of each
+        assert len(rows(latest_scores_sql(store))) == len(SCORED) and ("a1", 90.0) in rows(
+            latest_scores_sql()
+        )
+        store.connection.execute("DELETE FROM scores WHERE model_version = 'v1'")
+        assert latest_scores_sql(store) == "SELECT * FROM scores"
+        assert rows(latest_scores_sql(store)) == rows(latest_scores_sql())
