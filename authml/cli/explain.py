@@ -17,7 +17,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as one JSON document.")
 @click.pass_obj
 def explain(obj: dict, event_id: str | None, user_name: str | None, top: int, as_json: bool) -> None:
-    """Why EVENT_ID scored as it did (score, each detector, reasons, the raw event), or with
+    """Why EVENT_ID scored as it did (score, each detector, reasons, its alert, the raw event), or with
     --user NAME why an account is risky; both beside the account's usual hours, IPs, hosts and
     logon types."""
     from authml.embedded.store import Store

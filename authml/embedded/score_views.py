@@ -165,6 +165,19 @@ def top_alerts(store: Store, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+def alert_of(store: Store, event_id: str) -> dict[str, Any] | None:
+    """The alert (a row of `alerts_sql`) that holds the event's newest score, if it was scored."""
+    keys = ", ".join(f"{sql} AS alert_{name}" for name, sql in ALERT_KEY_SQL.items())
+    rows = fetch_dicts(
+        store.connection,
+        f"""SELECT a.* FROM ({alerts_sql(store)}) a
+JOIN (SELECT {keys} FROM ({latest_scores_sql(store)}) WHERE event_id = ?) k
+  ON a.alert_by = k.alert_by AND a.alert_key = k.alert_key AND a.alert_hour = k.alert_hour""",
+        [event_id],
+    )
+    return rows[0] if rows else None
+
+
 def hour_of_day_by_weekday(store: Store, user_name: str, time_zone: str) -> list[list[int]]:
     """7 x 24 counts of the account's scored events: Monday first, local hours."""
     zone = time_zone.replace("'", "''")

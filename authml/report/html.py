@@ -7,6 +7,7 @@ from html import escape
 from authml.report.collect import ReportData
 from authml.report.svg import bar_chart, column_chart, heatmap, hour_strip
 from authml.score.baseline import baseline_lines
+from authml.score.explain import alert_text
 from authml.score.records import iso_utc
 
 LEVEL_COLOURS = {"critical": "#8e1b10", "high": "#c0392b", "medium": "#e67e22", "low": "#7f8c8d"}
@@ -179,7 +180,7 @@ def _events(data: ReportData) -> str:
             f"<li>{escape(line)}</li>" for line in baseline_lines(row["baseline"], data.time_zone)
         )
         strip = hour_strip(row["baseline"]["hours"], label=f"Hours of {row['user.name']}'s earlier events")
-        alert = f'<p class="muted">{escape(_alert_line(row["alert"]))}</p>' if row.get("alert") else ""
+        alert = f'<p class="muted">its {escape(alert_text(row["alert"]))}</p>' if row.get("alert") else ""
         cards.append(
             f'<div class="event" id="event-{rank}"><h3>#{rank} {_badge(row["score"])} '
             f"{_cell(row['user.name'])} · event {_cell(row['event.code'])} · {_when(row['@timestamp'])}{tag}</h3>"
@@ -196,20 +197,4 @@ def _events(data: ReportData) -> str:
         "events without one group by event code and the host that logged them, or by account. An alert "
         "ranks by its most anomalous event.</p>"
         f"{body}</section>"
-    )
-
-
-def _alert_line(alert: dict) -> str:
-    """What the event's alert holds besides it."""
-    start = alert["alert_hour"]
-    origin = {
-        "source.ip": f"from source {alert['alert_key']}",
-        "host.name": f"without a source address: event {alert['alert_key']}",
-        "account": f"of account {alert['alert_key']} without a source address",
-    }[alert["alert_by"]]
-    events = f"{alert['events']} event{'s' if alert['events'] != 1 else ''}"
-    accounts = f", {alert['accounts']} accounts" if alert["accounts"] != 1 else ""
-    return (
-        f"its alert: {events} ({alert['anomalies']} anomalous){accounts} {origin}, "
-        f"{start:%Y-%m-%d %H}:00-{(start.hour + 1) % 24:02d}:00 UTC"
     )

@@ -45,6 +45,22 @@ def raw_context(document: dict[str, Any] | None) -> dict[str, Any]:
     return context
 
 
+def alert_text(alert: dict[str, Any]) -> str:
+    """What an alert (a row of authml.embedded.score_views.alerts_sql) holds, in one line."""
+    start = alert["alert_hour"]
+    origin = {
+        "source.ip": f"from source {alert['alert_key']}",
+        "host.name": f"without a source address: event {alert['alert_key']}",
+        "account": f"of account {alert['alert_key']} without a source address",
+    }[alert["alert_by"]]
+    events = f"{alert['events']} event{'s' if alert['events'] != 1 else ''}"
+    accounts = f", {alert['accounts']} accounts" if alert["accounts"] != 1 else ""
+    return (
+        f"alert: {events} ({alert['anomalies']} anomalous){accounts} {origin}, "
+        f"{start:%Y-%m-%d %H}:00-{(start.hour + 1) % 24:02d}:00 UTC"
+    )
+
+
 def _require_scores(store) -> None:
     from authml.embedded.scores import has_score_tables
 
@@ -53,7 +69,7 @@ def _require_scores(store) -> None:
 
 
 def explain_event(store, event_id: str, time_zone: str = "UTC") -> tuple[dict[str, Any], list[str]]:
-    from authml.embedded.score_views import account_baseline, event_document
+    from authml.embedded.score_views import account_baseline, alert_of, event_document
     from authml.embedded.scores import read_scores
     from authml.train.feature_sql import authentication_event_codes
 
@@ -78,9 +94,11 @@ def explain_event(store, event_id: str, time_zone: str = "UTC") -> tuple[dict[st
         time_zone=time_zone,
     )
     verdict = "an anomaly" if row["is_anomaly"] else "below the alert threshold"
+    alert = alert_of(store, event_id)
     lines = [
         f"event {event_id}",
         f"score {row['score']:.1f}/100 ({verdict}, threshold {row['threshold']:.1f}), model {row['model_version']}",
+        *([f"{alert_text(alert)}, ranked {alert['rank']}"] if alert else []),
         "detectors: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(row["detector_scores"].items())),
         "reasons:",
         *(
@@ -100,6 +118,7 @@ def explain_event(store, event_id: str, time_zone: str = "UTC") -> tuple[dict[st
         "detector_scores": row["detector_scores"],
         "reasons": row["reasons"],
         "model_version": row["model_version"],
+        "alert": {**alert, "alert_hour": iso_utc(alert["alert_hour"])} if alert else None,
         "event": context,
         "baseline": {**baseline, "usual_hours": usual_hours_text(baseline["hours"])},
     }

@@ -187,6 +187,9 @@ def test_explain_event_and_user(scored_project):
         document, lines = explain_event(store, row["event_id"])
         text = "\n".join(lines)
         assert row["reasons"] and all(reason in text for reason in row["reasons"])
+        # the top event is its alert's top event, and its alert ranks first
+        assert document["alert"]["rank"] == 1 and document["alert"]["events"] >= 1
+        assert "alert: " in text and ", ranked 1" in text
         assert "usual hours (UTC):" in text and f"baseline of {row['user.name']}" in text
         assert document["event"]["event.code"] == row["event.code"]
         assert document["baseline"]["before"] == row["@timestamp"]
