@@ -403,15 +403,38 @@ class _BatchWriter:
         outcomes = future.result()
         self._pending = None
         for segment, outcome in zip(segments, outcomes, strict=True):
-            letters = [*segment.letters, *outcome.failed]
-            self._dead_letters.write(letters)
-            summary = segment.summary
-            summary.read += segment.read
-            summary.stored += outcome.stored
-            summary.duplicates += outcome.duplicates
-            summary.dead_lettered += len(letters)
-            if self._on_progress is not None:
-                self._on_progress(segment.read)
+            _account(
+                segment.summary,
+                self._dead_letters,
+                self._on_progress,
+                read=segment.read,
+                stored=outcome.stored,
+                duplicates=outcome.duplicates,
+                letters=[*segment.letters, *outcome.failed],
+            )
+
+
+def _account(
+    summary: FileSummary,
+    dead_letter_file: DeadLetterFile,
+    on_progress: ProgressCallback | None,
+    *,
+    read: int,
+    stored: int,
+    duplicates: int,
+    letters: list[DeadLetter],
+    skipped: int = 0,
+) -> None:
+    """Count what a write did with records of one file into its summary, keep their dead letters,
+    and report them read."""
+    dead_letter_file.write(letters)
+    summary.read += read
+    summary.stored += stored
+    summary.duplicates += duplicates
+    summary.skipped += skipped
+    summary.dead_lettered += len(letters)
+    if on_progress is not None:
+        on_progress(read)
 
 
 def _ingest_line_blocks(
@@ -430,26 +453,34 @@ def _ingest_line_blocks(
                 failure = record_from_parsed(*truncated(parsed.after_line, parsed.error))
                 events, letters, skipped = _prepare_batch([failure], str(path), auth_codes)
                 outcome = sink.write_batch(events, letters)
-                read, stored, duplicates = 1, outcome.stored, outcome.duplicates
-                letters.extend(outcome.failed)
-            else:
+                _account(
+                    summary,
+                    dead_letter_file,
+                    on_progress,
+                    read=1,
+                    stored=outcome.stored,
+                    duplicates=outcome.duplicates,
+                    letters=[*letters, *outcome.failed],
+                    skipped=skipped,
+                )
+                continue
 
-                def python_path(indexes: list[int], block=parsed.block):
-                    lines = (parse_line(block.first_line + i, block.line(i)) for i in indexes)
-                    records = [record_from_parsed(*p) for p in lines if p is not None]
-                    return _prepare_batch(records, str(path), auth_codes)
+            def python_path(indexes: list[int], block=parsed.block):
+                lines = (parse_line(block.first_line + i, block.line(i)) for i in indexes)
+                records = [record_from_parsed(*p) for p in lines if p is not None]
+                return _prepare_batch(records, str(path), auth_codes)
 
-                outcome = sink.write_line_block(parsed, str(path), auth_codes, python_path)
-                read, stored, duplicates = outcome.read, outcome.stored, outcome.duplicates
-                skipped, letters = outcome.skipped, outcome.dead_letters
-            dead_letter_file.write(letters)
-            summary.read += read
-            summary.stored += stored
-            summary.duplicates += duplicates
-            summary.skipped += skipped
-            summary.dead_lettered += len(letters)
-            if on_progress is not None:
-                on_progress(read)
+            block = sink.write_line_block(parsed, str(path), auth_codes, python_path)
+            _account(
+                summary,
+                dead_letter_file,
+                on_progress,
+                read=block.read,
+                stored=block.stored,
+                duplicates=block.duplicates,
+                letters=block.dead_letters,
+                skipped=block.skipped,
+            )
 
 
 def _prepare_batch(
