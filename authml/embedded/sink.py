@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import duckdb
 
@@ -35,6 +36,7 @@ INDEX_BYTES_PER_EVENT = 256
 # that wrote the store, and a file of 606 MB; every two row groups (245,760), 0.3 s and 499 MB,
 # the ingest itself as fast (54.1 s against 52.0 s) at 1.6 GB peak instead of 1.7 GB.
 COMMIT_ROWS = 2 * ROW_GROUP_ROWS
+R = TypeVar("R")
 
 
 class EmbeddedSink:
@@ -53,9 +55,11 @@ class EmbeddedSink:
         self._set_memory_limit()
 
     def write_batch(self, events: Sequence[StoredEvent], dead_letters: Sequence[DeadLetter]) -> BatchOutcome:
-        inserted = self._write(
-            lambda: self.store.insert_batch(events, dead_letters), len(events) + len(dead_letters)
-        )
+        def insert() -> tuple[int, int, int]:
+            inserted = self.store.insert_batch(events, dead_letters)
+            return inserted, len(events) + len(dead_letters), inserted
+
+        inserted = self._write(insert, "a batch, nothing of it was kept")
         return BatchOutcome(stored=inserted, duplicates=len(events) - inserted)
 
     def write_batch_by_file(
@@ -64,29 +68,34 @@ class EmbeddedSink:
         """write_batch for the events of several files, none twice in the batch: each file's
         outcome (by source_file). One insert costs about 20 ms however few its rows, so a folder
         of small EVTX files is stored several files a batch."""
-        stored: Counter[str] = Counter()
 
-        def insert() -> int:
-            stored.update(self.store.insert_batch_by_file(events, dead_letters))
-            return stored.total()
+        def insert() -> tuple[Counter[str], int, int]:
+            stored = self.store.insert_batch_by_file(events, dead_letters)
+            return stored, len(events) + len(dead_letters), stored.total()
 
-        self._write(insert, len(events) + len(dead_letters))
+        stored = self._write(insert, "a batch, nothing of it was kept")
         sent = Counter(event.source_file for event in events)
         return {
             file: BatchOutcome(stored=stored[file], duplicates=sent[file] - stored[file]) for file in sent
         }
 
-    def _write(self, insert: Callable[[], int], rows: int) -> int:
-        """``insert()`` (returning the events it stored) in the open transaction; a commit once
-        ``commit_rows`` rows are pending."""
+    def _write(self, insert: Callable[[], tuple[R, int, int]], refused: str) -> R:
+        """``insert()`` in the open transaction, which returns its result, the records it wrote and
+        the events it stored; a commit once ``commit_rows`` records are pending. ``refused``: what
+        the error says the store refused."""
         try:
             self._begin()
-            inserted = insert()
+            result, rows, inserted = insert()
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            self._abandon()
+            if isinstance(exc, RuntimeError) and str(exc) != "Query interrupted":
+                raise
+            # Ctrl-C arrived while DuckDB was working (it reports it as "Query interrupted"): an
+            # interruption, which the command ends as such, not a refusal of the data.
+            raise KeyboardInterrupt from None
         except duckdb.Error as exc:
             self._abandon()
-            raise StoreError(
-                f"the store {self.store.path} refused a batch, nothing of it was kept: {exc}"
-            ) from exc
+            raise StoreError(f"the store {self.store.path} refused {refused}: {exc}") from exc
         except BaseException:
             self._abandon()
             raise
@@ -94,7 +103,7 @@ class EmbeddedSink:
         self._events_in_store += inserted
         if self._pending_rows >= self.commit_rows:
             self.flush()
-        return inserted
+        return result
 
     @contextmanager
     def parsed_line_blocks(
@@ -131,30 +140,14 @@ class EmbeddedSink:
     ) -> BlockOutcome:
         """Store a parsed block of NDJSON lines: the plain records as DuckDB parsed them, the others
         as ``python_path`` prepares them (see ndjson_columnar)."""
-        try:
-            self._begin()
+
+        def insert() -> tuple[BlockOutcome, int, int]:
             outcome = load_block(self.store, parsed, source_file, auth_codes, python_path)
-        except (duckdb.InterruptException, RuntimeError) as exc:
-            self._abandon()
-            if isinstance(exc, RuntimeError) and str(exc) != "Query interrupted":
-                raise
-            # Ctrl-C arrived while DuckDB was working (it reports it as "Query interrupted"): an
-            # interruption, which the command ends as such, not a refusal of the data.
-            raise KeyboardInterrupt from None
-        except duckdb.Error as exc:
-            self._abandon()
-            raise StoreError(
-                f"the store {self.store.path} refused lines {_line_range(parsed.block)} "
-                f"of {source_file}, nothing of them was kept: {exc}"
-            ) from exc
-        except BaseException:
-            self._abandon()
-            raise
-        self._pending_rows += outcome.read
-        self._events_in_store += outcome.stored
-        if self._pending_rows >= self.commit_rows:
-            self.flush()
-        return outcome
+            return outcome, outcome.read, outcome.stored
+
+        return self._write(
+            insert, f"lines {_line_range(parsed.block)} of {source_file}, nothing of them was kept"
+        )
 
     def flush(self) -> None:
         """Commit what is pending."""
