@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -139,14 +140,29 @@ FROM (
 )"""
 
 
-def top_alerts(store: Store, limit: int) -> list[dict[str, Any]]:
-    """The top event's score row of each of the ``limit`` highest-ranked alerts, in rank order,
-    each with ``alert``: the alert's row of `alerts_sql` (without the top event's own columns)."""
-    alerts = fetch_dicts(
-        store.connection, f"SELECT * FROM ({alerts_sql(store)}) WHERE rank <= ? ORDER BY rank", [limit]
-    )
+@dataclass(frozen=True, slots=True)
+class TopAlerts:
+    """The highest-ranked alerts, and how many alerts there are: from one evaluation of
+    `alerts_sql`, which groups every scored event (about half a second per million scores)."""
+
+    events: list[dict[str, Any]]  # the top event's score row of each top alert, in rank order
+    alerts: int  # every alert
+    with_anomalies: int  # alerts holding an event at or above the threshold
+
+
+def top_alerts(store: Store, limit: int) -> TopAlerts:
+    """The ``limit`` highest-ranked alerts: each one's top event's score row, with ``alert``: the
+    alert's row of `alerts_sql` (without the top event's own columns); and the counts."""
+    # The counts from the same materialised alerts as the ranks (window counts over every alert
+    # instead took 35 s over 400,000 alerts).
+    ((total, with_anomalies, alerts),) = store.connection.execute(
+        f"""WITH alerts AS MATERIALIZED ({alerts_sql(store)})
+SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM alerts WHERE anomalies > 0),
+       (SELECT coalesce(list(a ORDER BY rank), []) FROM alerts a WHERE rank <= ?)""",
+        [limit],
+    ).fetchall()
     if not alerts:
-        return []
+        return TopAlerts([], total, with_anomalies)
     from authml.embedded.scores import read_scores
 
     ids = [alert["top_event_id"] for alert in alerts]
@@ -159,10 +175,11 @@ def top_alerts(store: Store, limit: int) -> list[dict[str, Any]]:
         )
     }
     hidden = ("top_event_id", "top_score", "top_evidence")
-    return [
+    events = [
         {**rows[alert["top_event_id"]], "alert": {k: v for k, v in alert.items() if k not in hidden}}
         for alert in alerts
     ]
+    return TopAlerts(events, total, with_anomalies)
 
 
 def alert_of(store: Store, event_id: str) -> dict[str, Any] | None:
@@ -208,9 +225,10 @@ GROUP BY 1 HAVING failures > 0 ORDER BY failures DESC, accounts DESC, 1 LIMIT {i
 
 def scenario_labels(store: Store, event_ids: list[str]) -> dict[str, str]:
     """The generator's scenario label of each event that has one (``labels.authml_scenario``)."""
+    # The events are found by id before their documents are read: with the label's test in the
+    # same WHERE, DuckDB read the label from every stored document (1.3 s per million events).
     rows = store.connection.execute(
-        "SELECT _id, document->>'$.labels.authml_scenario' FROM events "
-        "WHERE _id IN (SELECT unnest(?::VARCHAR[])) AND document->>'$.labels.authml_scenario' IS NOT NULL",
+        "SELECT _id, document->>'$.labels.authml_scenario' FROM events WHERE _id IN (SELECT unnest(?::VARCHAR[]))",
         [event_ids],
     ).fetchall()
-    return dict(rows)
+    return {event_id: label for event_id, label in rows if label is not None}

@@ -33,7 +33,6 @@ def collect_report(
 ) -> ReportData:
     from authml.embedded.score_views import (
         account_baseline,
-        alerts_sql,
         anomalies_per_day,
         event_document,
         hour_of_day_by_weekday,
@@ -61,7 +60,8 @@ def collect_report(
         ).fetchall()
     ]
     accounts = read_user_risk(store, limit=top_accounts)
-    events = top_alerts(store, alerts)
+    top = top_alerts(store, alerts)
+    events = top.events
     for row in events:
         row["context"] = raw_context(event_document(store, row["event_id"]))
         row["baseline"] = account_baseline(
@@ -79,9 +79,7 @@ def collect_report(
         model_versions=versions,
         events_scored=scored,
         anomalies=anomalies,
-        alerts=store.connection.execute(
-            f"SELECT count(*) FROM ({alerts_sql(store)}) WHERE anomalies > 0"
-        ).fetchone()[0],
+        alerts=top.with_anomalies,
         threshold=threshold,
         per_day=anomalies_per_day(store),
         accounts=accounts,

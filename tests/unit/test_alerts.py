@@ -64,7 +64,11 @@ def test_events_group_by_source_address_then_host_and_code_then_account_per_hour
 def test_top_alerts_give_each_alerts_top_event_with_the_alert(tmp_path):
     with _store_with_scores(tmp_path) as store:
         top = top_alerts(store, 3)
-        assert top_alerts(store, 0) == []
+        none_asked = top_alerts(store, 0)
+    # five alerts, four of them holding an event at or above the threshold (eve's 40 is not)
+    assert (top.alerts, top.with_anomalies) == (5, 4)
+    assert (none_asked.events, none_asked.alerts, none_asked.with_anomalies) == ([], 5, 4)
+    top = top.events
     assert [row["event_id"] for row in top] == ["n3", "n1", "a2"]
     assert [row["alert"]["rank"] for row in top] == [1, 2, 3]
     assert top[2]["score"] == 95.0 and top[2]["user.name"] == "bob"
@@ -102,7 +106,7 @@ def test_an_injected_scenarios_best_alert_ranks_no_lower_than_its_best_event(sco
 @pytest.mark.parametrize("limit", [1, 5, 50])
 def test_top_alerts_are_as_many_as_asked_and_alerts_exist(tmp_path, limit):
     with _store_with_scores(tmp_path) as store:
-        assert len(top_alerts(store, limit)) == min(limit, 5)
+        assert len(top_alerts(store, limit).events) == min(limit, 5)
 
 
 def test_the_newest_scores_are_every_row_when_one_model_version_scored(tmp_path):
