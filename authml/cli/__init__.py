@@ -7,12 +7,13 @@ import importlib
 import pkgutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from authml import __version__
 from authml.config import ENV_PREFIX, find_config_file, load_config
-from authml.errors import AuthmlError
+from authml.errors import AuthmlError, interrupted_query
 
 
 def _command_modules() -> list[str]:
@@ -82,9 +83,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"authml: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo(
-            "authml: interrupted; the store holds everything committed so far, run again to resume", err=True
-        )
-        sys.exit(130)
+        _exit_interrupted()
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:
+        # Ctrl-C while DuckDB ran a statement outside the places that expect one (a setting, a
+        # commit that completed before DuckDB noticed): an interruption all the same
+        if not interrupted_query(exc):
+            raise
+        _exit_interrupted()
+
+
+def _exit_interrupted() -> NoReturn:
+    click.echo(
+        "authml: interrupted; the store holds everything committed so far, run again to resume", err=True
+    )
+    sys.exit(130)

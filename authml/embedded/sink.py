@@ -13,7 +13,7 @@ import duckdb
 
 from authml.embedded.ndjson_columnar import BlockOutcome, ParsedBlock, PythonPath, load_block, parse_block
 from authml.embedded.store import ROW_GROUP_ROWS, DeadLetter, Store, StoredEvent
-from authml.errors import StoreError
+from authml.errors import StoreError, interrupted_query
 from authml.ingest import BatchOutcome
 from authml.runtime import map_ahead
 from authml.sources.ndjson import LineBlock, ReadFailure
@@ -88,10 +88,8 @@ class EmbeddedSink:
             result, rows, inserted = insert()
         except (duckdb.InterruptException, RuntimeError) as exc:
             self._abandon()
-            if isinstance(exc, RuntimeError) and str(exc) != "Query interrupted":
+            if not interrupted_query(exc):
                 raise
-            # Ctrl-C arrived while DuckDB was working (it reports it as "Query interrupted"): an
-            # interruption, which the command ends as such, not a refusal of the data.
             raise KeyboardInterrupt from None
         except duckdb.Error as exc:
             self._abandon()
@@ -151,11 +149,24 @@ class EmbeddedSink:
 
     def flush(self) -> None:
         """Commit what is pending."""
-        if self._in_transaction:
+        if not self._in_transaction:
+            return
+        # The transaction ends here whatever happens: a Ctrl-C during the COMMIT, or just after it,
+        # must not leave the sink believing one is open (the command's last flush then failed with
+        # "cannot commit - no transaction is active" and a traceback).
+        self._in_transaction = False
+        self._pending_rows = 0
+        try:
             self.store.connection.execute("COMMIT")
-            self._in_transaction = False
-            self._pending_rows = 0
-            self._set_memory_limit()
+        except BaseException as exc:
+            # An interrupted or refused COMMIT (DuckDB may report the interruption after the commit
+            # is done): what was not committed is rolled back, and a re-run stores it.
+            with contextlib.suppress(duckdb.Error):
+                self.store.connection.execute("ROLLBACK")
+            if interrupted_query(exc):
+                raise KeyboardInterrupt from None
+            raise
+        self._set_memory_limit()
 
     def _begin(self) -> None:
         if not self._in_transaction:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from authml.cli import cli
@@ -60,3 +61,26 @@ def test_version():
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert "authml" in result.output
+
+
+def test_a_query_stopped_by_ctrl_c_ends_the_command_as_interrupted(monkeypatch, capsys):
+    """DuckDB reports Ctrl-C during a statement as RuntimeError "Query interrupted": where no code
+    expects it (a setting between two batches), the command still ends as interrupted (exit 130,
+    one line, no traceback); any other RuntimeError stays an error."""
+    import authml.cli as entry
+
+    def stopped(**kwargs):
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(entry.cli, "main", stopped)
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main(["ingest", "x"])
+    assert exit_info.value.code == 130
+    assert "interrupted" in capsys.readouterr().err
+
+    def broken(**kwargs):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(entry.cli, "main", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        entry.main(["ingest", "x"])

@@ -80,3 +80,49 @@ def test_documents_are_stored_zstd_compressed(project_dir):
             ).fetchall()
         }
     assert compressions == {"ZSTD"}
+
+
+class _ConnectionInterruptedAt:
+    """The store's connection, but the statement ``sql`` reports Ctrl-C as DuckDB does
+    ("Query interrupted"), after running (``done=True``: a COMMIT that completed before DuckDB
+    noticed the signal) or instead of running."""
+
+    def __init__(self, connection, sql: str, *, done: bool):
+        self._connection, self._sql, self._done = connection, sql, done
+
+    def execute(self, sql, *args):
+        if sql != self._sql:
+            return self._connection.execute(sql, *args)
+        if self._done:
+            self._connection.execute(sql, *args)
+        raise RuntimeError("Query interrupted")
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["commit-done", "commit-not-run"])
+def test_ctrl_c_at_a_commit_is_an_interruption_and_leaves_no_transaction_behind(project_dir, done):
+    with Store.open(project_dir, create=True) as store:
+        sink = EmbeddedSink(store, commit_rows=5)
+        real = store.connection
+        store.connection = _ConnectionInterruptedAt(real, "COMMIT", done=done)
+        with pytest.raises(KeyboardInterrupt):
+            sink.write_batch(events(1, 10), [])  # 10 rows pending: it commits
+        store.connection = real
+        sink.flush()  # as the command's exit does; it once failed with "no transaction is active"
+        sink.write_batch(events(11, 2), [])  # and the sink goes on working
+        sink.flush()
+    with Store.open(project_dir, read_only=True) as store:
+        # the interrupted commit's rows are there if it completed, else rolled back
+        assert store.count_events() == (12 if done else 2)
+
+
+def test_duckdb_interruptions_are_told_from_other_errors():
+    from authml.errors import interrupted_query
+
+    assert interrupted_query(RuntimeError("Query interrupted"))
+    assert interrupted_query(duckdb.InterruptException("INTERRUPT Error: Interrupted!"))
+    assert not interrupted_query(RuntimeError("Query interrupted early"))
+    assert not interrupted_query(duckdb.ConstraintException("Duplicate key"))
+    assert not interrupted_query(KeyError("Query interrupted"))
