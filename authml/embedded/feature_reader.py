@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -35,6 +36,7 @@ from authml.train.feature_sql import (
     window_quantiles_sql,
 )
 from authml.train.matrix import EventFrame, build_event_frame
+from authml.train.part_context_sql import HISTORY_KINDS, PRIOR, part_context_sql
 from authml.train.point_in_time import assemble_rows
 
 
@@ -58,10 +60,12 @@ def read_event_rows(
     with_labels: bool = False,
     prior_counts: str | None = None,
     with_identity: bool = False,
+    collapsed: dict[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], pa.Table | None, np.ndarray | None]:
     """read_raw_features, and with ``with_identity`` the same rows' ECS identity from the same
     scan (what a score row copies): an Arrow table (IDENTITY_COLUMNS, named by field) in the
-    scan's order, and the table's row of each raw row (see `identity_table`)."""
+    scan's order, and the table's row of each raw row (see `identity_table`). ``collapsed``: see
+    `history_sql`."""
     codes = authentication_event_codes()
     sql = event_rows_sql(
         window,
@@ -74,7 +78,8 @@ def read_event_rows(
     events = connection.sql(sql).to_arrow_table()
     order = time_order(events)
     history = {
-        name: connection.sql(sql).to_arrow_table() for name, sql in history_sql(window, codes=codes).items()
+        name: connection.sql(sql).to_arrow_table()
+        for name, sql in history_sql(window, codes=codes, collapsed=collapsed).items()
     }
     raw = assemble_rows(events, history, LOOPBACK_ADDRESSES, order)
     if not with_identity:
@@ -202,9 +207,22 @@ class EmbeddedFeatureReader:
         """For each part, a function that reads its frame, each part's features as of its own
         events (the rows ``read_events`` gives, in the same order), through a connection of its
         own: the parts can be read on other threads, at once, while the store's connection
-        writes. The connection is made as the function is drawn, in the drawing thread."""
-        for part in parts:
-            yield partial(_read_part, part, self.store.connection.cursor(), with_identity=with_identity)
+        writes. The connection is made as the function is drawn, in the drawing thread.
+
+        What the later parts see of the time before them (`authml.train.part_context_sql`) is
+        read for all of them at once, by the first one that needs it, while the first part is
+        read as a window on its own."""
+        # the first part reads what came before the window itself, as a window read at once does
+        later = [(index, part.start) for index, part in enumerate(parts) if index and part.start is not None]
+        contexts = _PartContexts(self.store.connection.cursor(), later, parts[0].time_zone) if later else None
+        for index, part in enumerate(parts):
+            yield partial(
+                _read_part,
+                part,
+                self.store.connection.cursor(),
+                with_identity=with_identity,
+                context=partial(contexts.of, index) if contexts and index else None,
+            )
 
     def time_range(self) -> tuple[object, object]:
         codes = ", ".join(f"'{c}'" for c in authentication_event_codes())
@@ -216,9 +234,65 @@ class EmbeddedFeatureReader:
         return self.store.connection.execute('SELECT count(DISTINCT "user.name") FROM events').fetchone()[0]
 
 
-def _read_part(part: FeatureWindow, cursor: duckdb.DuckDBPyConnection, *, with_identity: bool) -> EventFrame:
+class _PartContexts:
+    """Per part, its rows of each `part_context_sql` query (Arrow tables by query name): read
+    once, through the given connection, by the first caller; the others wait for it."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, starts: list[tuple[int, datetime]], time_zone: str):
+        self._cursor, self._starts, self._time_zone = cursor, starts, time_zone
+        self._lock = threading.Lock()
+        self._tables: dict[int, dict[str, pa.Table]] | None = None
+        self._failure: BaseException | None = None
+
+    def of(self, index: int) -> dict[str, pa.Table]:
+        with self._lock:
+            if self._failure is not None:  # every part that needs them fails as the first did
+                raise self._failure
+            if self._tables is None:
+                try:
+                    self._tables = self._read()
+                except BaseException as exc:
+                    self._failure = exc
+                    raise
+                finally:
+                    self._cursor.close()
+            return self._tables[index]
+
+    def _read(self) -> dict[int, dict[str, pa.Table]]:
+        per_part: dict[int, dict[str, pa.Table]] = {index: {} for index, _ in self._starts}
+        queries = part_context_sql(
+            self._starts, time_zone=self._time_zone, codes=authentication_event_codes()
+        )
+        for name, sql in queries.items():
+            table = self._cursor.sql(sql).to_arrow_table()
+            part_of_row = table["part"].to_numpy()
+            rows = table.drop_columns(["part"])
+            for index, tables in per_part.items():
+                tables[name] = rows.take(pa.array(np.flatnonzero(part_of_row == index)))
+        return per_part
+
+
+# Names under which a part's context tables are registered on its connection.
+_CONTEXT_TABLES = {name: f"authml_part_{name}" for name in (PRIOR, *HISTORY_KINDS)}
+
+
+def _read_part(
+    part: FeatureWindow,
+    cursor: duckdb.DuckDBPyConnection,
+    *,
+    with_identity: bool,
+    context: Callable[[], dict[str, pa.Table]] | None = None,
+) -> EventFrame:
     try:
-        raw, identity, identity_rows = read_event_rows(cursor, part, with_identity=with_identity)
+        prior_counts = collapsed = None
+        if context is not None:
+            for name, table in context().items():
+                cursor.register(_CONTEXT_TABLES[name], table)
+            prior_counts = _CONTEXT_TABLES[PRIOR]
+            collapsed = {kind: _CONTEXT_TABLES[kind] for kind in HISTORY_KINDS}
+        raw, identity, identity_rows = read_event_rows(
+            cursor, part, with_identity=with_identity, prior_counts=prior_counts, collapsed=collapsed
+        )
     finally:
         cursor.close()
     frame = build_event_frame(raw)

@@ -185,15 +185,30 @@ def _logon_type_number(expression: str) -> str:
     return f"COALESCE(CASE {expression} {cases} END, TRY_CAST({expression} AS INTEGER))"
 
 
-def _history(name: str, keys: str, columns: dict[str, str], rows: str, collapse_before: str | None) -> str:
+def _history(
+    name: str,
+    keys: str,
+    columns: dict[str, str],
+    rows: str,
+    collapse_before: str | None,
+    collapsed: tuple[str, str] | None = None,
+) -> str:
     """CTE ``name``: the rows of ``rows`` that a running aggregate per ``keys`` walks in bucket order.
     Rows before the hour ``collapse_before`` are collapsed into one row per key at their latest
     bucket (``columns`` maps each column to the aggregate that collapses it): every event to
     score is at or after that hour, so it sees those rows only through their totals, and the
-    running values from then on stay the same while far fewer rows are read."""
+    running values from then on stay the same while far fewer rows are read. ``collapsed``:
+    (a table that holds those collapsed rows already, the accounts to take from it)."""
     names = ", ".join(columns)
     if collapse_before is None:
         return f"{name} AS (SELECT {keys}, bucket, {names} FROM {rows})"
+    if collapsed is not None:
+        table, accounts = collapsed
+        return f"""{name} AS (
+  SELECT {keys}, bucket, {names} FROM {rows} WHERE bucket >= {collapse_before}
+  UNION ALL
+  SELECT {keys}, bucket, {names} FROM {_q(table)} WHERE user_name IN {accounts}
+)"""
     collapsed = ", ".join(f"{aggregate} AS {column}" for column, aggregate in columns.items())
     return f"""{name} AS (
   SELECT {keys}, bucket, {names} FROM {rows} WHERE bucket >= {collapse_before}
@@ -241,8 +256,9 @@ def event_rows_sql(
     `authml.train.point_in_time` computes the rest.
 
     ``prior_counts`` names a table of (user_name, source_ip, event_code, n) that already holds
-    those earlier events' counts (rows with the same key add up), for a database that holds
-    only the events from an hour before the window on (a cluster's, read into a scratch copy);
+    those earlier events' counts (rows with the same key add up): for a database that holds
+    only the events from an hour before the window on (a cluster's, read into a scratch copy),
+    or a part of a window whose counts were made with the other parts' (`part_context_sql`);
     without it they are counted from ``events``. ``with_identity`` adds the ECS identity
     columns of IDENTITY_COLUMNS that no feature needs. ``ordered=False`` leaves the (time, id)
     order to the caller (`authml.embedded.feature_reader.time_order`)."""
@@ -266,8 +282,9 @@ def event_rows_sql(
     AND "user.name" IN {window_users}
   GROUP BY ALL"""
         else:
-            counted = f"""SELECT user_name, source_ip, event_code, n FROM {_q(prior_counts)}
-  WHERE user_name IN {window_users}"""
+            # every account's counts: the joins below take the window's accounts (a filter on them
+            # here read the window's events a second time)
+            counted = f"SELECT user_name, source_ip, event_code, n FROM {_q(prior_counts)}"
         prior = f""",
 prior AS (
   {counted}
@@ -324,55 +341,91 @@ LEFT JOIN {uho} uo ON uo.{_q("user.name")} = ev.user_name AND uo.{_q("host.name"
 """
 
 
-def history_sql(window: FeatureWindow, *, codes: list[str]) -> dict[str, str]:
+def hour_spread_sql(rows: str, time_zone: str) -> str:
+    """Rows (user_name, bucket, target_hour, weighted) of ``rows`` (user_name, bucket, events): each
+    bucket's events spread over its local hour and both neighbours, a smoothed hour-of-day profile."""
+    return f"""SELECT user_name, bucket, (hour({_local("bucket", time_zone)}) + s.shift + 24) % 24 AS target_hour,
+         CAST(events * s.weight AS DOUBLE) AS weighted
+  FROM {rows}, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight)"""
+
+
+def term_rows_sql(rows: str, column: str) -> str:
+    """Rows (user_name, bucket, term, n) of a terms column of ``rows``: document counts, a
+    MAP(VARCHAR, BIGINT) in the store, JSON in a scratch copy of a cluster's, both cast to the
+    store's type (free for the store's own maps, where a cast to DOUBLE rebuilt every map: 0.2 s
+    per 400,000 hourly rows) and the counts made DOUBLE after."""
+    return f"""SELECT user_name, bucket, entry.key AS term, CAST(entry.value AS DOUBLE) AS n
+  FROM (SELECT user_name, bucket, unnest(map_entries(CAST({_q(column)} AS MAP(VARCHAR, BIGINT)))) AS entry
+        FROM {rows})"""
+
+
+def history_sql(
+    window: FeatureWindow, *, codes: list[str], collapsed: dict[str, str] | None = None
+) -> dict[str, str]:
     """The hourly history the window's events look back into, from the user-hourly feature table:
     only complete hours before an event count (`authml.train.point_in_time.HourlyHistory`), so
     rows at or after the window's end are left out, and so are accounts without events in the
     window; rows before the window's first hour are collapsed per account (and hour of day, and
     term). Keys: ``hourly`` (events, active hours, hosts, services), ``hour_of_day`` (each
     bucket's events spread over its local hour and both neighbours: a smoothed profile),
-    ``logon_types`` and ``encryption_types`` (count per term)."""
+    ``logon_types`` and ``encryption_types`` (count per term).
+
+    ``collapsed``: for a window with a start, the tables (by key) that hold those collapsed rows
+    of every account already (`authml.train.part_context_sql`): the queries read the rows from
+    the window's first hour on, and take the rest from there."""
     tz = window.time_zone
     start, end = window.start, window.end
+    if collapsed is not None and start is None:
+        raise ValueError("collapsed rows are those before a window's start; this window has none")
     uh = _q(USER_HOURLY)
     filters = []
+    accounts = ""
     if end:
         filters.append(f"h.{_q('@timestamp')} < {_ts(end)}")
     if start:
         upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
-        filters.append(
-            f'h.{_q("user.name")} IN (SELECT DISTINCT "user.name" FROM events '
+        accounts = (
+            f'(SELECT DISTINCT "user.name" FROM events '
             f'WHERE {authentication_filter_sql(codes)} AND "@timestamp" >= {_ts(start)} {upper})'
         )
-    where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        filters.append(f"h.{_q('user.name')} IN {accounts}")
     collapse_before = f"date_trunc('hour', {_ts(start)})" if start else None
+    if collapsed is not None:
+        filters.append(f"h.{_q('@timestamp')} >= {collapse_before}")
+    where = f"WHERE {' AND '.join(filters)}" if filters else ""
     raw = f"""uh_raw AS (
   SELECT h.{_q("user.name")} AS user_name, h.{_q("@timestamp")} AS bucket, h.events, 1 AS hours,
          h.hosts, h.services, h.logon_types, h.ticket_encryption_types
   FROM {uh} h {where}
 )"""
+
+    def taken(kind: str) -> tuple[str, str] | None:
+        return None if collapsed is None else (collapsed[kind], accounts)
+
     hourly = _history(
         "hist",
         "user_name",
         {"events": "sum(events)", "hours": "count(*)", "hosts": "max(hosts)", "services": "max(services)"},
         "uh_raw",
         collapse_before,
+        taken("hourly"),
     )
     # Rows before the window's first hour are summed per account and local hour before they are
     # spread over the neighbouring hours (three rows each): the same totals, a third of the rows.
     hour_source = "uh_raw"
-    if collapse_before is not None:
+    if collapse_before is not None and collapsed is None:
         hour_source = f"""(SELECT user_name, bucket, events FROM uh_raw WHERE bucket >= {collapse_before}
      UNION ALL
      SELECT user_name, max(bucket), sum(events) FROM uh_raw WHERE bucket < {collapse_before}
      GROUP BY user_name, hour({_local("bucket", tz)}))"""
-    hour_rows = f"""hod_rows AS (
-  SELECT user_name, bucket, (hour({_local("bucket", tz)}) + s.shift + 24) % 24 AS target_hour,
-         CAST(events * s.weight AS DOUBLE) AS weighted
-  FROM {hour_source}, (VALUES (-1, 0.25), (0, 0.5), (1, 0.25)) s(shift, weight)
-)"""
+    hour_rows = f"hod_rows AS (\n  {hour_spread_sql(hour_source, tz)}\n)"
     hour_of_day = _history(
-        "hist", "user_name, target_hour", {"weighted": "sum(weighted)"}, "hod_rows", collapse_before
+        "hist",
+        "user_name, target_hour",
+        {"weighted": "sum(weighted)"},
+        "hod_rows",
+        collapse_before,
+        taken("hour_of_day"),
     )
     queries = {
         "hourly": f"WITH {raw},\n{hourly}\nSELECT user_name, bucket, events, hours, hosts, services FROM hist",
@@ -380,15 +433,10 @@ def history_sql(window: FeatureWindow, *, codes: list[str]) -> dict[str, str]:
         "SELECT user_name, target_hour, bucket, weighted FROM hist",
     }
     for name, column in (("logon_types", "logon_types"), ("encryption_types", "ticket_encryption_types")):
-        # Document counts: a MAP(VARCHAR, BIGINT) in the store, JSON in a scratch copy of a
-        # cluster's, both cast to the store's type (free for the store's own maps, where a cast to
-        # DOUBLE rebuilt every map: 0.2 s per 400,000 hourly rows) and the counts made DOUBLE after.
-        term_rows = f"""term_rows AS (
-  SELECT user_name, bucket, entry.key AS term, CAST(entry.value AS DOUBLE) AS n
-  FROM (SELECT user_name, bucket, unnest(map_entries(CAST({column} AS MAP(VARCHAR, BIGINT)))) AS entry
-        FROM uh_raw)
-)"""
-        terms = _history("hist", "user_name, term", {"n": "sum(n)"}, "term_rows", collapse_before)
+        term_rows = f"term_rows AS (\n  {term_rows_sql('uh_raw', column)}\n)"
+        terms = _history(
+            "hist", "user_name, term", {"n": "sum(n)"}, "term_rows", collapse_before, taken(name)
+        )
         queries[name] = f"WITH {raw},\n{term_rows},\n{terms}\nSELECT user_name, term, bucket, n FROM hist"
     return queries
 

@@ -73,6 +73,22 @@ def test_parts_hold_the_rows_of_one_read(scored_project_source, window, stagger)
     assert [row["event_id"] for row in joined_identity] == one.columns["_id"].tolist()
 
 
+def test_parts_starting_within_one_hour_see_what_came_before_them_as_a_read_at_once(scored_project_source):
+    """The time before each later part (prior counts, collapsed hourly history) is read for all
+    parts in one pass (authml.train.part_context_sql), at the level of each part's bound; parts a
+    few events long put several bounds in one clock hour, where the collapsed hours are the same."""
+    project_dir, _ = scored_project_source
+    window = FeatureWindow(datetime(2025, 11, 5, 13, 0), datetime(2025, 11, 5, 17, 0))
+    with EmbeddedFeatureReader.open(project_dir) as reader:
+        one = reader.read_events(window, with_identity=True)
+        _, parts = reader.window_parts(window, rows_per_part=10)
+        frames = [read() for read in reader.part_reads(parts, with_identity=True)]
+    hours = [part.start.replace(minute=0, second=0, microsecond=0) for part in parts]
+    assert len(parts) > 10 and len(set(hours)) < len(hours)  # bounds that share an hour
+    np.testing.assert_array_equal(np.concatenate([frame.matrix for frame in frames]), one.matrix)
+    assert np.concatenate([frame.columns["_id"] for frame in frames]).tolist() == one.columns["_id"].tolist()
+
+
 def _times(connection) -> list[datetime]:
     return [row[0] for row in connection.execute('SELECT "@timestamp" FROM events ORDER BY 1').fetchall()]
 
