@@ -141,6 +141,12 @@ def run_scoring(
             # The rows are written as the parts arrive, while the workers score the next ones:
             # written after the last part, the write ran on one core with the other idle.
             writer = ScoreWriter(store, model_version=model.version, threshold=model.threshold, scored_at=now)
+            # Each whole row group of scores is compressed and written as its insert fills it,
+            # beside the workers, where DuckDB holds up to five for the commit, which then wrote
+            # them on one core with the other idle (0.55 s of a million; 0.22 s this way). Six
+            # alternating runs: 8.50 s mean against 8.64 s, faster in four (measured). The
+            # setting lasts as long as the store's connection, closed at the end of the run.
+            store.connection.execute("SET write_buffer_row_group_count = 1")
             # The model's matrix products in numpy: one BLAS thread per worker's share of the
             # cores, as DuckDB's, so two workers' products do not each start a BLAS thread per
             # core. A small part of a run (the cluster distances): nine alternating runs over a
