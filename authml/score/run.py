@@ -208,8 +208,6 @@ class ScoredPart:
 
     @classmethod
     def of(cls, frame: EventFrame, scored: ScoredFrame) -> ScoredPart:
-        from authml.embedded.scores import reasons_array
-
         identity, position = identity_order(frame)
         return cls(
             frame,
@@ -217,7 +215,7 @@ class ScoredPart:
             frame.columns["_id"][position],
             scored.scores[position],
             {name: values[position] for name, values in scored.detector_scores.items()},
-            reasons_array(scored.reasons).take(position),
+            scored.reasons_array().take(position),
         )
 
     def as_batch(self, *, store_times: bool) -> ScoreBatch:

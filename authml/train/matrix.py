@@ -130,12 +130,17 @@ def _private_address(ip: object) -> bool:
     return False
 
 
-def _per_value(values: np.ndarray, decide: Callable[[Any], bool]) -> np.ndarray:
-    """``decide`` of every element, called once per distinct value: a few thousand distinct
-    addresses or codes among a million events (numpy compares objects one by one per choice)."""
+def _per_value(values: np.ndarray, *decisions: Callable[[Any], bool]) -> list[np.ndarray]:
+    """Each of ``decisions`` of every element, called once per distinct value: a few thousand
+    distinct addresses or codes among a million events (numpy compares objects one by one per
+    choice). One pass over the elements for all of them, as bits of one number per value."""
     listed = values.tolist()
-    decided = {value: decide(value) for value in set(listed)}
-    return np.fromiter(map(decided.__getitem__, listed), dtype=bool, count=len(listed))
+    decided = {
+        value: sum(int(bool(decide(value))) << bit for bit, decide in enumerate(decisions))
+        for value in set(listed)
+    }
+    bits = np.fromiter(map(decided.__getitem__, listed), dtype=np.int64, count=len(listed))
+    return [(bits >> bit) & 1 == 1 for bit in range(len(decisions))]
 
 
 def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
@@ -171,6 +176,9 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
     user_before = _num(raw, "user_events_before")
     raw_before = _num(raw, "user_raw_events_before")
     new_user = user_before == 0
+    private_source, has_source_ip = _per_value(
+        ips, _private_address, lambda ip: ip not in (None, *LOOPBACK_ADDRESSES)
+    )
     columns = {
         "hour": hour,
         "day_of_week": _num(raw, "local_dow"),
@@ -206,7 +214,7 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "log_source_failures_1h": np.log1p(_num(raw, "source_failures_1h")),
         "source_failed_users_1h": _num(raw, "source_failed_users_1h"),
         "source_failed_users_prev_hour": _num(raw, "source_failed_users_prev_hour"),
-        "rc4_ticket": _per_value(enc, RC4_TYPES.__contains__),
+        "rc4_ticket": _per_value(enc, RC4_TYPES.__contains__)[0],
         "enc_type_share_before": np.where(
             enc != None,  # noqa: E711
             _share(_num(raw, "enc_type_events_before"), _num(raw, "enc_typed_events_before"), 0.5),
@@ -218,8 +226,8 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "max_hosts_per_hour_before": _num(raw, "max_hosts_per_hour_before"),
         "no_preauth": _num(raw, "no_preauth"),
         "log_dormant_days": np.log1p(_num(raw, "hours_since_last_active") / 24.0),
-        "private_source": _per_value(ips, _private_address),
-        "has_source_ip": _per_value(ips, lambda ip: ip not in (None, *LOOPBACK_ADDRESSES)),
+        "private_source": private_source,
+        "has_source_ip": has_source_ip,
         # only on failures: a success on a busy DC is not part of a spray there
         "host_failed_users_1h": _num(raw, "host_failed_users_1h") * _num(raw, "failed"),
         "log_days_observed": np.log1p(np.maximum(_num(raw, "hours_observed"), 0.0) / 24.0),

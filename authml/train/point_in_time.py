@@ -286,12 +286,12 @@ def assemble_rows(
     hourly, hour_of_day = history["hourly"], history["hour_of_day"]
     logon_types, encryption_types = history["logon_types"], history["encryption_types"]
     # each string column is encoded once: its codes, and its values as the reader returns them
-    strings: dict[str, np.ndarray] = {}
+    strings: dict[str, tuple[_Encoded, np.ndarray]] = {}
 
     def encode(name: str, *history_columns: pa.ChunkedArray) -> list[np.ndarray]:
         encoded = _Encoded(events[name], *history_columns)
         codes = [ordered(encoded.codes[0]), *encoded.codes[1:]]
-        strings[name] = encoded.strings(codes[0])
+        strings[name] = (encoded, codes[0])
         return codes
 
     user, *history_users = encode(
@@ -375,15 +375,23 @@ def assemble_rows(
             every_term.running_sum(counts), at, 0.0
         )
 
+    # Only the window's rows are returned (not the hour before it that the trailing counts read):
+    # numbers are cut here; strings are made as Python objects for the rows kept only, since
+    # every object an array holds or moves costs a reference count under Python's lock, which
+    # the other scoring worker then waits for.
+    in_window = ordered(events["in_window"].to_numpy(zero_copy_only=False).astype(bool))
+    keep = None if in_window.all() else in_window
+    if keep is not None:
+        out = {name: values[keep] for name, values in out.items()}
+    rows = order if keep is None else (np.flatnonzero(keep) if order is None else order[keep])
     # the other columns of RAW_COLUMNS come from the event SQL as they are
     for name in RAW_COLUMNS:
-        if name not in out:
-            out[name] = (
-                strings[name]
-                if name in strings
-                else ordered(_column(events[name], few_distinct=name != "_id"))
-            )
-    in_window = ordered(events["in_window"].to_numpy(zero_copy_only=False).astype(bool))
-    if not in_window.all():
-        out = {name: values[in_window] for name, values in out.items()}
+        if name in out:
+            continue
+        if name in strings:
+            encoded, codes = strings[name]
+            out[name] = encoded.strings(codes if keep is None else codes[keep])
+        else:
+            column = events[name] if rows is None else events[name].take(pa.array(rows))
+            out[name] = _column(column, few_distinct=name != "_id")
     return out

@@ -273,3 +273,17 @@ def test_user_risk_reads_each_events_newest_score_within_the_window(scored_proje
         assert risk["score"] == pytest.approx(max((r["score"] for r in recent), default=0.0)), key
         assert risk["anomalies"] == sum(r["is_anomaly"] for r in recent), key
         assert risk["events_scored"] == len(recent), key
+
+
+def test_reasons_array_holds_each_rows_reasons_made_from_the_explained_rows_alone():
+    from authml.score.model import ScoredFrame
+
+    reasons = [(), ("new source IP", "rare hour"), (), ("burst of failures",), (), ()]
+    scored = ScoredFrame(
+        scores=np.array([1.0, 90.0, 2.0, 80.0, 60.0, 3.0]),
+        detector_scores={},
+        reasons=reasons,
+        contributions=np.zeros((6, 1)),
+        explained=np.array([1, 3, 4]),  # row 4 was explained and has no reason line
+    )
+    assert scored.reasons_array().to_pylist() == [list(r) for r in reasons]
