@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="authml", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("authml: interrupted", err=True)
-        sys.exit(130)
+        _exit_interrupted()
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import duckdb
 
 from authml.embedded.schema import DUCKDB_TYPES
+
+
+@contextmanager
+def registered(connection: duckdb.DuckDBPyConnection, name: str, data: Any) -> Iterator[None]:
+    """``data`` (an Arrow table, or columns of numpy arrays) visible to SQL as ``name`` for a
+    while. If a statement failed or was interrupted (Ctrl-C), its transaction is aborted and
+    unregistering fails too ("Current transaction is aborted"): the first error is the one
+    reported, so that an interruption stays one and a refused batch names its own cause."""
+    connection.register(name, data)
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            connection.unregister(name)
+        raise
+    connection.unregister(name)
 
 
 def prepare(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from authml.embedded.duck import registered
 from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.errors import NotReadyError
@@ -359,11 +360,8 @@ class ScratchFeatureStore:
             for i, (name, sql_type) in enumerate(columns.items())
         }
         select = ", ".join(f"TRY_CAST(c{i} AS {sql_type})" for i, sql_type in enumerate(columns.values()))
-        self.connection.register("authml_scratch_batch", batch)
-        try:
+        with registered(self.connection, "authml_scratch_batch", batch):
             self.connection.execute(f"INSERT INTO {quote(table)} SELECT {select} FROM authml_scratch_batch")
-        finally:
-            self.connection.unregister("authml_scratch_batch")
         return len(rows)
 
     def accounts(self, since: datetime | None = None) -> list[str]:

@@ -16,8 +16,7 @@ path, so the outcome of an ingest does not depend on which path stored a record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -27,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from authml.ecs import utc_timestamp
+from authml.embedded.duck import registered
 from authml.embedded.schema import event_columns, quote
 from authml.embedded.store import DeadLetter, Store, StoredEvent
 from authml.ids import IDENTITY_FIELDS, IDENTITY_SALT, java_order
@@ -81,7 +81,7 @@ def parse_block(connection: duckdb.DuckDBPyConnection, block: LineBlock, ingeste
     """The block's lines parsed by DuckDB. Touches no table, so it runs on any connection to the
     store (a cursor in another thread parses the next block while this one is stored)."""
     lines, undecodable = _line_table(block)
-    with _registered(connection, "authml_lines", lines):
+    with registered(connection, "authml_lines", lines):
         rows = connection.sql(_parse_sql(), params=[utc_timestamp(ingested)]).to_arrow_table()
     return ParsedBlock(block, rows, undecodable)
 
@@ -98,7 +98,7 @@ def load_block(
     records with one id the first in the file is stored and the others count as duplicates."""
     connection = store.connection
     block = parsed.block
-    with _registered(connection, "authml_parsed", parsed.rows):
+    with registered(connection, "authml_parsed", parsed.rows):
         read, columnar, left = _counts(connection)
         events, letters, python_skipped = python_path(sorted(left + parsed.undecodable))
         skip = (
@@ -109,7 +109,7 @@ def load_block(
         (skipped,) = connection.execute(
             f"SELECT count(*) FROM authml_parsed WHERE columnar AND {skip}"
         ).fetchall()[0]
-        with _registered(connection, "authml_python_ids", _python_ids(events, block.first_line)):
+        with registered(connection, "authml_python_ids", _python_ids(events, block.first_line)):
             # Of several records with one id, the first line is stored, whichever path read it.
             # The anti-join, not ON CONFLICT DO NOTHING, skips ids already stored: measured 3x faster.
             event_id = quote("authml.event_id")
@@ -131,20 +131,6 @@ def load_block(
         skipped=skipped + python_skipped,
         dead_letters=letters,
     )
-
-
-@contextmanager
-def _registered(connection: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
-    """``table`` visible to SQL as ``name`` for a while. If a statement failed (or was interrupted),
-    the transaction is aborted and unregistering fails too: the first error is the one reported."""
-    connection.register(name, table)
-    try:
-        yield
-    except BaseException:
-        with suppress(duckdb.Error):
-            connection.unregister(name)
-        raise
-    connection.unregister(name)
 
 
 def _counts(connection: duckdb.DuckDBPyConnection) -> tuple[int, int, list[int]]:

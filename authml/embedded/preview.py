@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from authml.embedded.duck import fetch_dicts, prepare, sql_type
+from authml.embedded.duck import fetch_dicts, prepare, registered, sql_type
 from authml.engine.compile import compile_pivot
 from authml.engine.fields import FieldCatalog, quote
 from authml.engine.mappings import build_source_table
@@ -57,8 +57,5 @@ def _load(connection: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], typ
         return
     batch = {f"c{i}": np.array([row.get(c) for row in rows], dtype=object) for i, c in enumerate(columns)}
     selects = ", ".join(f"CAST(c{i} AS {sql_type(types[c])})" for i, c in enumerate(columns))
-    connection.register("preview_batch", batch)
-    try:
+    with registered(connection, "preview_batch", batch):
         connection.execute(f"INSERT INTO preview_source SELECT {selects} FROM preview_batch")
-    finally:
-        connection.unregister("preview_batch")

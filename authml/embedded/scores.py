@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from authml.embedded.duck import fetch_dicts
+from authml.embedded.duck import fetch_dicts, registered
 from authml.embedded.schema import quote
 from authml.embedded.store import ROW_GROUP_ROWS, Store
 from authml.score.records import IDENTITY_FIELDS
@@ -267,14 +267,11 @@ def write_scores(
 SELECT {identity}, b.score, {evidence}, json_object({detector_json}), b.reasons, b.score >= $threshold,
        $threshold, $version, $scored_at
 FROM {source}"""
-    store.connection.register("authml_score_batch", pa.table(arrays))
-    try:
+    with registered(store.connection, "authml_score_batch", pa.table(arrays)):
         store.connection.execute(delete, parameters)
         if batch.identity is not None:  # no join, so no time range in the insert
             parameters = {"version": model_version}
         store.connection.execute(sql, parameters | {"threshold": threshold, "scored_at": _naive(scored_at)})
-    finally:
-        store.connection.unregister("authml_score_batch")
     return len(batch.event_ids)
 
 

@@ -20,6 +20,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from authml.embedded.duck import registered
 from authml.embedded.schema import STORE_DDL, event_columns, events_ddl, quote
 from authml.errors import StoreError
 
@@ -170,11 +171,8 @@ class Store:
             pa.list_(pa.string()),
         )
         select += ["document", "source_file", "source_position", "multi_valued_fields"]
-        self.connection.register("authml_batch", pa.table(arrays))
-        try:
+        with registered(self.connection, "authml_batch", pa.table(arrays)):
             yield f"INSERT INTO events SELECT {', '.join(select)} FROM authml_batch ON CONFLICT DO NOTHING"
-        finally:
-            self.connection.unregister("authml_batch")
 
     def _insert_dead_letters(self, dead_letters: Iterable[DeadLetter]) -> None:
         rows = [

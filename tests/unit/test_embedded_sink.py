@@ -126,3 +126,24 @@ def test_duckdb_interruptions_are_told_from_other_errors():
     assert not interrupted_query(RuntimeError("Query interrupted early"))
     assert not interrupted_query(duckdb.ConstraintException("Duplicate key"))
     assert not interrupted_query(KeyError("Query interrupted"))
+
+
+def test_a_statement_failing_on_registered_data_reports_its_own_error(tmp_path):
+    """A failed (or Ctrl-C'd) statement aborts its transaction, and unregistering the data then
+    fails too ("Current transaction is aborted"): that second error once replaced the first, so
+    an interrupted `authml score` ended with a traceback instead of as interrupted."""
+    import pyarrow as pa
+
+    from authml.embedded.duck import registered
+
+    connection = duckdb.connect(str(tmp_path / "t.duckdb"))
+    connection.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    connection.execute("BEGIN TRANSACTION")
+    with pytest.raises(duckdb.ConstraintException), registered(connection, "batch", pa.table({"x": [1, 1]})):
+        connection.execute("INSERT INTO t SELECT x FROM batch")
+    connection.execute("ROLLBACK")
+    with registered(connection, "batch", pa.table({"x": [2]})):  # the name is free again
+        connection.execute("INSERT INTO t SELECT x FROM batch")
+    assert connection.execute("SELECT x FROM t").fetchall() == [(2,)]
+    with pytest.raises(duckdb.CatalogException):
+        connection.execute("SELECT * FROM batch")  # and unregistered after use
