@@ -50,7 +50,13 @@ def test_scoring_in_parts_writes_the_rows_of_one_pass(scored_project_source, tmp
 @pytest.mark.parametrize("stagger", [1, 2])
 @pytest.mark.parametrize(
     "window",
-    [FeatureWindow(), FeatureWindow(datetime(2025, 11, 5, 13, 0), datetime(2025, 11, 8, 2, 0))],
+    [
+        FeatureWindow(),
+        FeatureWindow(datetime(2025, 11, 5, 13, 0), datetime(2025, 11, 8, 2, 0)),
+        # local hours of day in another zone: the hour profiles collapsed for the later parts
+        FeatureWindow(datetime(2025, 11, 5, 13, 0), datetime(2025, 11, 8, 2, 0), "Asia/Kolkata"),
+    ],
+    ids=["all", "bounded", "bounded-kolkata"],
 )
 def test_parts_hold_the_rows_of_one_read(scored_project_source, window, stagger):
     project_dir, _ = scored_project_source
