@@ -209,11 +209,11 @@ def _history(
   UNION ALL
   SELECT {keys}, bucket, {names} FROM {_q(table)} WHERE user_name IN {accounts}
 )"""
-    collapsed = ", ".join(f"{aggregate} AS {column}" for column, aggregate in columns.items())
+    aggregates = ", ".join(f"{aggregate} AS {column}" for column, aggregate in columns.items())
     return f"""{name} AS (
   SELECT {keys}, bucket, {names} FROM {rows} WHERE bucket >= {collapse_before}
   UNION ALL
-  SELECT {keys}, max(bucket) AS bucket, {collapsed} FROM {rows} WHERE bucket < {collapse_before} GROUP BY {keys}
+  SELECT {keys}, max(bucket) AS bucket, {aggregates} FROM {rows} WHERE bucket < {collapse_before} GROUP BY {keys}
 )"""
 
 
