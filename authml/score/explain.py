@@ -128,7 +128,7 @@ def explain_event(store, event_id: str, time_zone: str = "UTC") -> tuple[dict[st
 def explain_user(
     store, user_name: str, *, top: int = 5, time_zone: str = "UTC"
 ) -> tuple[dict[str, Any], list[str]]:
-    from authml.embedded.score_views import account_baseline, latest_scores_sql
+    from authml.embedded.score_views import account_baseline, newest_score_condition
     from authml.embedded.scores import read_scores, read_user_risk
     from authml.train.feature_sql import authentication_event_codes
 
@@ -139,7 +139,7 @@ def explain_user(
     risk = risks[0]
     events = read_scores(
         store,
-        where=f'score_id IN (SELECT score_id FROM ({latest_scores_sql(store)})) AND lower("user.name") = lower(?)',
+        where=f'{newest_score_condition(store)} AND lower("user.name") = lower(?)',
         parameters=[risk["user.name"]],
         order_by="score DESC, evidence DESC, event_id",
         limit=top,

@@ -124,3 +124,16 @@ def test_the_newest_scores_are_every_row_when_one_model_version_scored(tmp_path)
         store.connection.execute("DELETE FROM scores WHERE model_version = 'v1'")
         assert latest_scores_sql(store) == "SELECT * FROM scores"
         assert rows(latest_scores_sql(store)) == rows(latest_scores_sql())
+
+
+def test_the_newest_score_condition_keeps_each_events_newest_row(tmp_path):
+    from authml.embedded.score_views import newest_score_condition
+    from authml.embedded.scores import read_scores
+
+    with _store_with_scores(tmp_path) as store:
+        rows = read_scores(store, where=newest_score_condition(store))
+        assert sorted((r["event_id"], r["model_version"]) for r in rows) == sorted(
+            (event_id, "v2") for event_id, *_ in SCORED
+        )  # a1's older v1 score is left out
+        store.connection.execute("DELETE FROM scores WHERE model_version = 'v1'")
+        assert newest_score_condition(store) == "true"  # one version: every row is the newest
