@@ -22,6 +22,7 @@ from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.errors import NotReadyError
 from authml.train.feature_sql import (
+    HISTORY_KINDS,
     IDENTITY_COLUMNS,
     LOOPBACK_ADDRESSES,
     SOURCE_IP_HOURLY,
@@ -37,7 +38,7 @@ from authml.train.feature_sql import (
     window_quantiles_sql,
 )
 from authml.train.matrix import EventFrame, build_event_frame
-from authml.train.part_context_sql import HISTORY_KINDS, PRIOR, part_context_sql
+from authml.train.part_context_sql import PRIOR, part_context_sql
 from authml.train.point_in_time import assemble_rows
 
 

@@ -341,6 +341,12 @@ LEFT JOIN {uho} uo ON uo.{_q("user.name")} = ev.user_name AND uo.{_q("host.name"
 """
 
 
+# The kinds of hourly history `history_sql` returns, and the user-hourly terms column of each
+# kind counted per term.
+TERM_HISTORY_COLUMNS = {"logon_types": "logon_types", "encryption_types": "ticket_encryption_types"}
+HISTORY_KINDS = ("hourly", "hour_of_day", *TERM_HISTORY_COLUMNS)
+
+
 def hour_spread_sql(rows: str, time_zone: str) -> str:
     """Rows (user_name, bucket, target_hour, weighted) of ``rows`` (user_name, bucket, events): each
     bucket's events spread over its local hour and both neighbours, a smoothed hour-of-day profile."""
@@ -432,7 +438,7 @@ def history_sql(
         "hour_of_day": f"WITH {raw},\n{hour_rows},\n{hour_of_day}\n"
         "SELECT user_name, target_hour, bucket, weighted FROM hist",
     }
-    for name, column in (("logon_types", "logon_types"), ("encryption_types", "ticket_encryption_types")):
+    for name, column in TERM_HISTORY_COLUMNS.items():
         term_rows = f"term_rows AS (\n  {term_rows_sql('uh_raw', column)}\n)"
         terms = _history(
             "hist", "user_name, term", {"n": "sum(n)"}, "term_rows", collapse_before, taken(name)

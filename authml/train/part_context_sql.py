@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from authml.train.feature_sql import (
+    TERM_HISTORY_COLUMNS,
     USER_HOURLY,
     _local,
     _q,
@@ -29,7 +30,6 @@ from authml.train.feature_sql import (
 )
 
 PRIOR = "prior"
-HISTORY_KINDS = ("hourly", "hour_of_day", "logon_types", "encryption_types")
 
 
 def _levels(bounds: list[tuple[int, str]], value: str) -> tuple[str, str]:
@@ -45,8 +45,9 @@ def part_context_sql(
 ) -> dict[str, str]:
     """For parts starting at ``starts`` ((part index, start), in time order): ``prior`` (part,
     user_name, source_ip, event_code, n: events before the part's start less an hour), and the
-    collapsed hourly history before the part's first hour, one query per kind of HISTORY_KINDS,
-    with the columns `history_sql` reads (local hours in ``time_zone``)."""
+    collapsed hourly history before the part's first hour, one query per kind of
+    `feature_sql.HISTORY_KINDS`, with the columns `history_sql` reads (local hours in
+    ``time_zone``)."""
     if not starts:
         raise ValueError("no part starts: there is no time before any part to read")
     tz = time_zone
@@ -94,7 +95,7 @@ GROUP BY ALL"""
         {"w": "sum(weighted)"},
         {"weighted": "sum(l.w)"},
     )
-    for kind, column in (("logon_types", "logon_types"), ("encryption_types", "ticket_encryption_types")):
+    for kind, column in TERM_HISTORY_COLUMNS.items():
         queries[kind] = collapsed(
             f"({term_rows_sql('uh_raw', column)})", "user_name, term", {"s": "sum(n)"}, {"n": "sum(l.s)"}
         )
