@@ -90,23 +90,22 @@ def read_event_rows(
 
 
 def split_window(
-    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, rows_per_part: int, *, stagger: int = 1
+    connection: duckdb.DuckDBPyConnection, window: FeatureWindow, rows_per_part: int, *, last_pieces: int = 1
 ) -> tuple[int, list[FeatureWindow]]:
     """How many events the window holds, and consecutive windows that cover it with about
-    ``rows_per_part`` of them each (events at one time fall in one part). With ``stagger`` > 1
-    the first parts hold 1/stagger, 2/stagger, ... of that: ``stagger`` workers that start
-    together then finish their parts at different times, and each one's reading overlaps
-    the others' scoring instead of their reading."""
+    ``rows_per_part`` of them each (events at one time fall in one part). With ``last_pieces``
+    > 1 the last part is cut in that many: workers that share the parts then finish at about the
+    same time, where one could be left reading and scoring a whole part with the others done."""
     if rows_per_part < 1:
         raise ValueError(f"rows_per_part must be at least 1, not {rows_per_part}")
-    if stagger < 1:
-        raise ValueError(f"stagger must be at least 1, not {stagger}")
+    if last_pieces < 1:
+        raise ValueError(f"last_pieces must be at least 1, not {last_pieces}")
     codes = authentication_event_codes()
     # fetchall: a result left unfinished blocks the connection's next relation (DuckDB 2)
     ((events, _),) = connection.execute(window_quantiles_sql(window, codes=codes, fractions=[])).fetchall()
     bounds: list[datetime] = []
     if events > rows_per_part:
-        fractions = _part_ends(events, rows_per_part, stagger)
+        fractions = _part_ends(events, rows_per_part, last_pieces)
         ((_, quantiles),) = connection.execute(
             window_quantiles_sql(window, codes=codes, fractions=fractions)
         ).fetchall()
@@ -120,18 +119,13 @@ def split_window(
     return events, [FeatureWindow(start, end, window.time_zone) for start, end in pairwise(edges)]
 
 
-def _part_ends(events: int, rows_per_part: int, stagger: int) -> list[float]:
+def _part_ends(events: int, rows_per_part: int, last_pieces: int) -> list[float]:
     """Where each part but the last ends, as a fraction of the events: parts of equal size, at
-    most ``rows_per_part``, the first ``stagger - 1`` of them 1/stagger, 2/stagger, ... of it."""
-    unit = events / math.ceil(events / rows_per_part)
-    ends: list[float] = []
-    total = 0.0
-    for k in range(1, stagger):
-        total += unit * k / stagger
-        ends.append(total)
-    while total + unit <= events - unit / 4:  # a quarter of a part: room for float rounding
-        total += unit
-        ends.append(total)
+    most ``rows_per_part``, the last of them cut in ``last_pieces`` equal pieces."""
+    parts = math.ceil(events / rows_per_part)
+    unit = events / parts
+    ends = [unit * k for k in range(1, parts)]
+    ends += [unit * (parts - 1 + k / last_pieces) for k in range(1, last_pieces)]
     return [end / events for end in ends]
 
 
@@ -196,12 +190,12 @@ class EmbeddedFeatureReader:
         return frame
 
     def window_parts(
-        self, window: FeatureWindow, *, rows_per_part: int, stagger: int = 1
+        self, window: FeatureWindow, *, rows_per_part: int, last_pieces: int = 1
     ) -> tuple[int, list[FeatureWindow]]:
         """How many events the window holds, and consecutive windows that cover it with about
         ``rows_per_part`` of them each (`split_window`): read each with ``part_reads``."""
         self.check_ready()
-        return split_window(self.store.connection, window, rows_per_part, stagger=stagger)
+        return split_window(self.store.connection, window, rows_per_part, last_pieces=last_pieces)
 
     def part_reads(
         self, parts: list[FeatureWindow], *, with_identity: bool = False

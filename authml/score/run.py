@@ -124,8 +124,14 @@ def run_scoring(
             # thread three runs took 25.1-27.6 s of CPU time, with two 27.4-29.3 s; measured).
             store.connection.execute(f"SET threads = {CORES_PER_WORKER}")
             reader = EmbeddedFeatureReader(store)
+            # Equal parts, the last cut in one piece per worker so that the workers finish
+            # together. The first part needs no head start of its own: the second worker first
+            # reads what every later part sees of the time before it (about as long as a part's
+            # read), so one worker reads while the other scores. Fifteen alternating
+            # runs over a million events: 7.54 s on average against 7.79 s with a half part
+            # first and last (measured).
             events, parts = reader.window_parts(
-                features, rows_per_part=options.chunk_rows, stagger=SCORING_WORKERS
+                features, rows_per_part=options.chunk_rows, last_pieces=SCORING_WORKERS
             )
             scoring = map_ahead(
                 lambda read: score_frame(read()),

@@ -47,7 +47,7 @@ def test_scoring_in_parts_writes_the_rows_of_one_pass(scored_project_source, tmp
     assert _risk(in_parts) == _risk(whole)
 
 
-@pytest.mark.parametrize("stagger", [1, 2])
+@pytest.mark.parametrize("last_pieces", [1, 2])
 @pytest.mark.parametrize(
     "window",
     [
@@ -58,16 +58,16 @@ def test_scoring_in_parts_writes_the_rows_of_one_pass(scored_project_source, tmp
     ],
     ids=["all", "bounded", "bounded-kolkata"],
 )
-def test_parts_hold_the_rows_of_one_read(scored_project_source, window, stagger):
+def test_parts_hold_the_rows_of_one_read(scored_project_source, window, last_pieces):
     project_dir, _ = scored_project_source
     with EmbeddedFeatureReader.open(project_dir) as reader:
         one = reader.read_events(window, with_identity=True)
-        events, parts = reader.window_parts(window, rows_per_part=300, stagger=stagger)
+        events, parts = reader.window_parts(window, rows_per_part=300, last_pieces=last_pieces)
         frames = [read() for read in reader.part_reads(parts, with_identity=True)]
     assert len(frames) >= 4
     sizes = [len(frame) for frame in frames]
-    if stagger == 2:  # a half part first, so that two workers finish theirs at different times
-        assert sizes[0] < 0.7 * max(sizes[1:-1])
+    if last_pieces == 2:  # the last part in halves, so that two workers finish together
+        assert max(sizes[-2:]) < 0.7 * min(sizes[:-2])
     assert events == len(one) == sum(len(frame) for frame in frames)
     np.testing.assert_array_equal(np.concatenate([frame.matrix for frame in frames]), one.matrix)
     for name, values in one.columns.items():
@@ -138,7 +138,7 @@ def test_split_window_keeps_the_window_bounds_and_their_time_zone(tied_events):
 def test_split_window_of_few_events_is_the_window(tied_events):
     window = FeatureWindow(datetime(2025, 1, 1, 5), None)
     assert split_window(tied_events, window, 100) == (4, [window])
-    assert split_window(tied_events, window, 100, stagger=2) == (4, [window])
+    assert split_window(tied_events, window, 100, last_pieces=2) == (4, [window])
     with pytest.raises(ValueError, match="rows_per_part"):
         split_window(tied_events, window, 0)
 
@@ -231,14 +231,15 @@ def test_a_run_that_fails_partway_keeps_none_of_its_rows(scored_project, monkeyp
         assert read_checkpoint(store) is None
 
 
-def test_parts_are_equal_or_staggered_for_workers():
-    def sizes(events: int, rows_per_part: int, stagger: int) -> list[int]:
-        ends = [round(end * events) for end in _part_ends(events, rows_per_part, stagger)]
+def test_parts_are_equal_but_the_last_pieces():
+    def sizes(events: int, rows_per_part: int, last_pieces: int) -> list[int]:
+        ends = [round(end * events) for end in _part_ends(events, rows_per_part, last_pieces)]
         return [b - a for a, b in zip([0, *ends], [*ends, events], strict=True)]
 
     assert sizes(1000, 100, 1) == [100] * 10
     assert sizes(1000, 300, 1) == [250] * 4  # equal parts, none above rows_per_part
-    assert sizes(1000, 100, 2) == [50, *[100] * 9, 50]
-    assert sizes(1200, 100, 4) == [25, 50, 75, *[100] * 10, 50]
-    with pytest.raises(ValueError, match="stagger"):
-        split_window(duckdb.connect(), FeatureWindow(), 100, stagger=0)
+    assert sizes(1000, 100, 2) == [*[100] * 9, 50, 50]
+    assert sizes(1200, 100, 4) == [*[100] * 11, 25, 25, 25, 25]
+    assert sizes(150, 100, 2) == [75, 37, 38]  # ends 75 and 112.5, which round() makes 112
+    with pytest.raises(ValueError, match="last_pieces"):
+        split_window(duckdb.connect(), FeatureWindow(), 100, last_pieces=0)
