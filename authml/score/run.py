@@ -51,7 +51,14 @@ class ScoreOutcome:
     accounts: int = 0
     threshold: float = 0.0
     mode: str = "checkpoint"  # checkpoint | window
-    event_ids: list[str] = field(default_factory=list)
+    # The scored events' ids, per part: made into one list only when asked for (`event_ids`),
+    # since most runs never need a Python string per event (0.1 s per million).
+    event_id_parts: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def event_ids(self) -> list[str]:
+        """The scored events' ids in time order."""
+        return np.concatenate(self.event_id_parts).tolist() if self.event_id_parts else []
 
 
 def run_scoring(
@@ -142,7 +149,6 @@ def run_scoring(
         else:  # one frame: the reader copies the window's events from the cluster into the store first
             frame = source.feature_reader(store).read_events(features)
             events, scoring = len(frame), nullcontext(iter([score_frame(frame)]))
-        ids_in_time_order: list[np.ndarray] = []
         with store.transaction():
             # The rows are written as the parts arrive, while the workers score the next ones:
             # written after the last part, the write ran on one core with the other idle.
@@ -167,7 +173,7 @@ def run_scoring(
                     for chunk in chunks:  # the writer joins what it holds back
                         writer.add(chunk.as_batch(store_times=source is None))
                         outcome.anomalies += int(np.sum(chunk.scores >= model.threshold))
-                        ids_in_time_order.append(chunk.frame.columns["_id"])
+                        outcome.event_id_parts.append(chunk.frame.columns["_id"])
                     outcome.events_scored += rows
             writer.finish()
             if source is None:  # the workers are done: the rest (risk, commit) may use every core
@@ -178,7 +184,6 @@ def run_scoring(
             outcome.accounts = update_user_risk(
                 store, model_version=model.version, window_days=options.risk_days, now=now
             )
-        outcome.event_ids = np.concatenate(ids_in_time_order).tolist() if ids_in_time_order else []
         if pending is not None and source is not None:
             source.commit_checkpoint(pending, model.version, now)  # after the scores are committed
     return outcome
