@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from authml.detect.autoencoder import AutoencoderDetector
 from authml.detect.base import Detector
 from authml.detect.calibration import TailCalibrator
 from authml.detect.clusters import ClusterDetector
 from authml.detect.rarity import FINDING_NAMES, RarityDetector
-from authml.detect.reasons import reasons
+from authml.detect.reasons import as_lines, reason_lists
 from authml.errors import InputError
 from authml.train.matrix import EventFrame
 
@@ -91,10 +92,17 @@ class CombinedDetector(Detector):
         return self.score_from_raw(self.raw(X))
 
     def reasons(self, X: EventFrame, contributions: np.ndarray | None = None, top: int = 3) -> list[str]:
+        """One line per row: its reasons joined by ``"; "``."""
+        return as_lines(self.reason_lists(X, contributions, top=top))
+
+    def reason_lists(
+        self, X: EventFrame, contributions: np.ndarray | None = None, top: int = 3
+    ) -> pa.ListArray:
+        """Each row's reasons, an Arrow list of sentences per row (`authml.detect.reasons.reason_lists`)."""
         if contributions is None:
             contributions = self.explain(X)
         usual = self.rarity.usual_hours_of(X)
-        return reasons(X, contributions, self.explanation_names_, usual, top=top)
+        return reason_lists(X, contributions, self.explanation_names_, usual, top=top)
 
     # Saving ---------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from authml.train.matrix import EventFrame
 
-REASON_SEPARATOR = "; "
 RARITY = "rarity"
 
 
@@ -26,21 +26,28 @@ RARITY = "rarity"
 class ScoredFrame:
     scores: np.ndarray  # combined 0-100, one per row
     detector_scores: dict[str, np.ndarray]  # nats of evidence each detector added, one per row
-    reasons: list[Sequence[str]]  # () where none
     contributions: np.ndarray  # (rows, explanation names): per finding and model part
     explained: np.ndarray  # the rows that have reasons, ascending (a few in a hundred)
+    explained_reasons: pa.ListArray  # the reasons of each explained row, in that order
+
+    @property
+    def reasons(self) -> list[Sequence[str]]:
+        """Each row's reasons, () where none."""
+        reasons: list[Sequence[str]] = [()] * len(self.scores)
+        for row, said in zip(self.explained.tolist(), self.explained_reasons.to_pylist(), strict=True):
+            reasons[row] = tuple(said)
+        return reasons
 
     def reasons_array(self) -> pa.Array:
-        """The reasons as an Arrow list<string> array, one entry per row: made from the explained
-        rows alone (a million rows' lengths counted one by one held Python's lock 0.2 s, while
-        the other scoring worker waited for it)."""
+        """The reasons as an Arrow list<string> array, one entry per row: the explained rows'
+        lists spread over the frame's rows with no Python work per row (a million rows' lengths
+        counted one by one held Python's lock 0.2 s, while the other scoring worker waited)."""
+        said = self.explained_reasons
         lengths = np.zeros(len(self.scores), dtype=np.int32)
-        listed = [self.reasons[row] for row in self.explained.tolist()]
-        lengths[self.explained] = [len(reasons) for reasons in listed]
+        lengths[self.explained] = pc.list_value_length(said).to_numpy(zero_copy_only=False)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])
-        values = pa.array([reason for reasons in listed for reason in reasons], pa.string())
-        return pa.ListArray.from_arrays(pa.array(offsets), values)
+        return pa.ListArray.from_arrays(pa.array(offsets), said.flatten())
 
 
 @dataclass(slots=True)
@@ -78,14 +85,9 @@ class ScoringModel:
         detector_scores = {
             name: contributions[:, columns].sum(axis=1) for name, columns in self.detector_columns().items()
         }
-        # one shared empty tuple: a million empty lists cost seconds of allocation and GC
-        reasons: list[Sequence[str]] = [()] * len(frame)
         explained = np.flatnonzero((contributions.max(axis=1, initial=0.0) > 0) & (scores >= reasons_from))
-        if len(explained):
-            lines = self.detector.reasons(frame.take(explained), contributions[explained])
-            for row, line in zip(explained.tolist(), lines, strict=True):
-                reasons[row] = line.split(REASON_SEPARATOR) if line else ()
-        return ScoredFrame(scores, detector_scores, reasons, contributions, explained)
+        said = self.detector.reason_lists(frame.take(explained), contributions[explained])
+        return ScoredFrame(scores, detector_scores, contributions, explained, said)
 
 
 def load_current_model(project_dir: Path) -> ScoringModel:

@@ -7,7 +7,7 @@ import numpy as np
 
 from authml.detect.combined import MODEL_PARTS
 from authml.detect.rarity import FINDING_NAMES
-from authml.detect.reasons import reasons
+from authml.detect.reasons import reason_lists, reasons
 from authml.train.matrix import FEATURE_NAMES, EventFrame
 
 NAMES = (*FINDING_NAMES, *MODEL_PARTS)
@@ -104,3 +104,18 @@ def test_sentences_follow_contribution_order_and_are_said_once():
     (line,) = reasons(frame, contributions, NAMES, np.array([[-1, -1]]), top=5)
     assert line.split("; ")[0] == "03:00 is a rare hour for carol"
     assert line.split("; ")[-1] == "first logon to an unknown host for carol"
+
+
+def test_reason_lists_are_the_lines_sentence_by_sentence():
+    rng = np.random.default_rng(11)
+    frame = _frame(300, rng)
+    contributions = rng.exponential(1.0, size=(300, len(NAMES))) * (rng.random((300, len(NAMES))) < 0.3)
+    usual = np.where(rng.random((300, 1)) < 0.3, -1, rng.integers(0, 24, (300, 2)))
+    lists = reason_lists(frame, contributions, NAMES, usual).to_pylist()
+    lines = reasons(frame, contributions, NAMES, usual)
+    assert [line.split("; ") if line else [] for line in lines] == lists
+    assert all(len(said) == len(set(said)) <= 3 for said in lists)
+    assert sum(map(len, lists)) > 300
+
+    nothing = reason_lists(frame.take(np.array([], dtype=np.int64)), contributions[:0], NAMES, usual[:0])
+    assert nothing.to_pylist() == []

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from authml.embedded.feature_reader import EmbeddedFeatureReader
@@ -282,8 +283,12 @@ def test_reasons_array_holds_each_rows_reasons_made_from_the_explained_rows_alon
     scored = ScoredFrame(
         scores=np.array([1.0, 90.0, 2.0, 80.0, 60.0, 3.0]),
         detector_scores={},
-        reasons=reasons,
         contributions=np.zeros((6, 1)),
         explained=np.array([1, 3, 4]),  # row 4 was explained and has no reason line
+        explained_reasons=pa.array([["new source IP", "rare hour"], ["burst of failures"], []]),
     )
+    assert scored.reasons == reasons
+    assert scored.reasons_array().to_pylist() == [list(r) for r in reasons]
+    sliced = pa.array([["x"], ["new source IP", "rare hour"], ["burst of failures"], [], ["y"]]).slice(1, 3)
+    scored.explained_reasons = sliced  # a slice of a larger array: its own rows' sentences only
     assert scored.reasons_array().to_pylist() == [list(r) for r in reasons]
