@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 
 from authml.embedded.duck import fetch_dicts, registered
 from authml.embedded.schema import quote
-from authml.embedded.store import ROW_GROUP_ROWS, Store
+from authml.embedded.store import Store
 from authml.score.records import IDENTITY_FIELDS
 
 # Columns written to ``scores``, in its order. ``score_id`` is not among them: it is a virtual
@@ -139,67 +138,6 @@ class ScoreBatch:
     # The rows' ECS identity (authml.train.feature_sql.IDENTITY_COLUMNS) when the feature read
     # selected it; without it the write joins the events table by event id to copy it.
     identity: pa.Table | None = None
-
-    @staticmethod
-    def concat(batches: Sequence[ScoreBatch]) -> ScoreBatch:
-        """The batches' rows in order, with a time range that covers all of theirs."""
-        ranges = [batch.time_range for batch in batches]
-        identities = [batch.identity for batch in batches]
-        return ScoreBatch(
-            np.concatenate([np.asarray(batch.event_ids, dtype=object) for batch in batches]),
-            np.concatenate([np.asarray(batch.scores, dtype=np.float64) for batch in batches]),
-            {
-                name: np.concatenate([np.asarray(batch.detector_scores[name]) for batch in batches])
-                for name in batches[0].detector_scores
-            },
-            pa.concat_arrays([reasons_array(batch.reasons) for batch in batches]),
-            time_range=None
-            if None in ranges
-            else (min(start for start, _ in ranges), max(end for _, end in ranges)),
-            identity=None if None in identities else pa.concat_tables(identities),
-        )
-
-    def slice(self, start: int, stop: int) -> ScoreBatch:
-        """Rows ``start`` to ``stop`` (no copies), keeping the whole batch's time range: a range
-        only has to cover the rows, it narrows what the write reads."""
-        return ScoreBatch(
-            self.event_ids[start:stop],
-            self.scores[start:stop],
-            {name: values[start:stop] for name, values in self.detector_scores.items()},
-            reasons_array(self.reasons)[start:stop],
-            time_range=self.time_range,
-            identity=None if self.identity is None else self.identity.slice(start, stop - start),
-        )
-
-
-class ScoreWriter:
-    """Writes the score rows of a run as its parts arrive, in the caller's transaction: in whole
-    row groups while more are to come, the rest at ``finish``. Inserts that end in a part-filled
-    row group leave it to be merged at the next checkpoint: six inserts of 169,000 rows cost 0.8 s
-    more at close than one of a million or six of whole groups (measured). Returns of ``add`` and ``finish``:
-    the rows written by that call."""
-
-    def __init__(self, store: Store, *, model_version: str, threshold: float, scored_at: datetime):
-        self._write = partial(
-            write_scores, store, model_version=model_version, threshold=threshold, scored_at=scored_at
-        )
-        self._waiting: list[ScoreBatch] = []
-
-    def add(self, batch: ScoreBatch) -> int:
-        if not len(batch.event_ids):
-            return 0
-        self._waiting.append(batch)
-        rows = sum(len(waiting.event_ids) for waiting in self._waiting)
-        whole = rows - rows % ROW_GROUP_ROWS
-        if not whole:
-            return 0
-        joined = ScoreBatch.concat(self._waiting)
-        self._waiting = [joined.slice(whole, rows)] if whole < rows else []
-        return self._write(joined.slice(0, whole))
-
-    def finish(self) -> int:
-        waiting, self._waiting = self._waiting, []
-        return self._write(ScoreBatch.concat(waiting)) if waiting else 0
 
 
 def reasons_array(reasons: Sequence[Sequence[str]] | pa.Array) -> pa.Array:

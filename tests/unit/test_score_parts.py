@@ -205,7 +205,6 @@ def test_a_run_that_fails_partway_keeps_none_of_its_rows(scored_project, monkeyp
     from authml.score.model import ScoringModel
 
     project_dir, model = scored_project
-    monkeypatch.setattr(scores_module, "ROW_GROUP_ROWS", 100)
     written: list[int] = []
     write = scores_module.write_scores
     monkeypatch.setattr(

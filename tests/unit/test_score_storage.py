@@ -10,11 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import authml.embedded.scores as scores_module
 from authml.embedded.schema import quote
 from authml.embedded.scores import (
     ScoreBatch,
-    ScoreWriter,
     create_score_tables,
     read_scores,
     read_user_risk,
@@ -147,28 +145,21 @@ def _score_batch(numbers: range) -> ScoreBatch:
     )
 
 
-def _write_all(project_dir, batches: list[ScoreBatch], *, in_parts: bool) -> tuple[list[int], list[tuple]]:
+def _write_all(project_dir, batches: list[ScoreBatch]) -> tuple[list[int], list[tuple]]:
     with Store.open(project_dir, create=True) as store:
         with store.transaction():
             create_score_tables(store)
             settings = {"model_version": "v1", "threshold": 5.0, "scored_at": datetime(2025, 11, 4)}
-            if in_parts:
-                writer = ScoreWriter(store, **settings)
-                written = [writer.add(batch) for batch in batches] + [writer.finish()]
-            else:
-                written = [write_scores(store, ScoreBatch.concat(batches), **settings)]
+            written = [write_scores(store, batch, **settings) for batch in batches]
         rows = store.connection.execute("SELECT * FROM scores ORDER BY event_id").fetchall()
     return written, rows
 
 
-def test_a_run_writes_whole_row_groups_as_its_parts_arrive_and_the_rest_at_the_end(tmp_path, monkeypatch):
-    """Inserts that end in a part-filled row group cost a merge at the next checkpoint, so the
-    rows wait until they fill one; what is written equals one write of all the parts."""
-    monkeypatch.setattr(scores_module, "ROW_GROUP_ROWS", 4)
+def test_a_run_written_part_by_part_holds_what_one_write_of_all_its_rows_holds(tmp_path):
     batches = [_score_batch(range(0, 3)), _score_batch(range(3, 6)), _score_batch(range(0))]
     batches += [_score_batch(range(6, 9)), _score_batch(range(9, 10))]
-    written, rows = _write_all(tmp_path / "parts", batches, in_parts=True)
-    once, rows_once = _write_all(tmp_path / "once", [b for b in batches if len(b.event_ids)], in_parts=False)
-    assert written == [0, 4, 0, 4, 0, 2]
+    written, rows = _write_all(tmp_path / "parts", batches)
+    once, rows_once = _write_all(tmp_path / "once", [_score_batch(range(0, 10))])
+    assert written == [3, 3, 0, 3, 1]
     assert once == [10] and len(rows) == 10
     assert rows == rows_once
