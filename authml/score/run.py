@@ -130,7 +130,6 @@ def run_scoring(
             # comes from the same scan as the features. The workers share the cores with
             # DuckDB's threads: one each per worker's share (on two cores, with one DuckDB
             # thread three runs took 25.1-27.6 s of CPU time, with two 27.4-29.3 s; measured).
-            store.connection.execute(f"SET threads = {CORES_PER_WORKER}")
             reader = EmbeddedFeatureReader(store)
             # Equal parts, the last cut in one piece per worker so that the workers finish
             # together. The first part needs no head start of its own: the second worker first
@@ -138,9 +137,10 @@ def run_scoring(
             # read), so one worker reads while the other scores. Fifteen alternating
             # runs over a million events: 7.54 s on average against 7.79 s with a half part
             # first and last (measured).
-            events, parts = reader.window_parts(
+            events, parts = reader.window_parts(  # on every core: nothing else runs yet
                 features, rows_per_part=options.chunk_rows, last_pieces=SCORING_WORKERS
             )
+            store.connection.execute(f"SET threads = {CORES_PER_WORKER}")
             scoring = map_ahead(
                 lambda read: score_frame(read()),
                 reader.part_reads(parts, with_identity=True),
