@@ -153,7 +153,10 @@ def _new_account(c: Rows) -> list[str]:
 
 
 def _per_user(template: str) -> Callable[[Rows], list[str]]:
-    return lambda c: [template.format(user=user) for user in c.user]
+    # joined, not str.format per row: said for most explained rows, and format's parsing of
+    # the template cost six times the join
+    before, after = template.split("{user}")
+    return lambda c: [before + user + after for user in c.user]
 
 
 # Per finding (and model part): its sentence for each of the given rows.

@@ -119,3 +119,19 @@ def test_reason_lists_are_the_lines_sentence_by_sentence():
 
     nothing = reason_lists(frame.take(np.array([], dtype=np.int64)), contributions[:0], NAMES, usual[:0])
     assert nothing.to_pylist() == []
+
+
+def test_per_account_sentences_name_the_account_or_say_there_is_none():
+    frame = _frame(2, np.random.default_rng(3))
+    frame.columns["user"] = np.array(["dave", None], dtype=object)
+    contributions = np.zeros((2, len(NAMES)))
+    for nats, name in enumerate(("asrep_without_preauth", "rdp_rare_for_account", "clusters", "autoencoder")):
+        contributions[:, NAMES.index(name)] = 1.0 + nats
+    lists = reason_lists(frame, contributions, NAMES, np.array([[8, 17], [8, 17]]), top=4).to_pylist()
+    assert lists[0] == [
+        "unusual combination of features for dave",
+        "far from dave's usual behaviour",
+        "RDP logon is rare for dave",
+        "Kerberos TGT for dave without pre-authentication (AS-REP roastable)",
+    ]
+    assert lists[1][0] == "unusual combination of features for (no user)"
