@@ -98,7 +98,7 @@ def score(
     ingest needed): the events ingested since the last run that every feature transform has
     processed. The scored events are copied into the local store, which keeps the scores."""
     from authml.score.model import load_current_model
-    from authml.score.run import ScoreOptions, run_scoring
+    from authml.score.run import ScoreOptions, describe_window, run_scoring
 
     if (backfill or backfill_since) and not to_elasticsearch:
         raise click.UsageError("--backfill stamps events indexed in Elasticsearch; add --es")
@@ -114,7 +114,9 @@ def score(
         outcome = score_from_cluster(project_dir, model, options, es_options, es_slices, echo)
     else:
         outcome = run_scoring(project_dir, model, options, progress=echo)
-    if outcome.events_scored == 0:
+    if outcome.events_scored == 0 and outcome.mode == "window":
+        click.echo(f"no authentication events to score from {describe_window(outcome.window)}", err=True)
+    elif outcome.events_scored == 0:
         click.echo("no new events to score since the last run", err=True)
     else:
         click.echo(

@@ -110,7 +110,7 @@ def run_scoring(
         outcome = ScoreOutcome(
             model.version, window, threshold=model.threshold, mode="window" if explicit else "checkpoint"
         )
-        progress(f"reading features for {_describe(window)}")
+        progress(f"reading features for {describe_window(window)}")
         features = FeatureWindow(window[0], window[1], model.time_zone)
 
         def score_frame(frame: EventFrame) -> list[ScoredPart]:
@@ -251,6 +251,6 @@ class ScoredPart:
         )
 
 
-def _describe(window: tuple[datetime | None, datetime | None]) -> str:
+def describe_window(window: tuple[datetime | None, datetime | None]) -> str:
     start, end = window
     return f"{start.isoformat() if start else 'the first event'} to {end.isoformat() if end else 'the last'}"

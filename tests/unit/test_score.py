@@ -292,3 +292,21 @@ def test_reasons_array_holds_each_rows_reasons_made_from_the_explained_rows_alon
     sliced = pa.array([["x"], ["new source IP", "rare hour"], ["burst of failures"], [], ["y"]]).slice(1, 3)
     scored.explained_reasons = sliced  # a slice of a larger array: its own rows' sentences only
     assert scored.reasons_array().to_pylist() == [list(r) for r in reasons]
+
+
+def test_cli_says_whether_a_window_or_the_checkpoint_had_nothing_to_score(scored_project, monkeypatch):
+    from click.testing import CliRunner
+
+    import authml.score.model as model_module
+    from authml.cli import cli
+
+    project_dir, model = scored_project
+    monkeypatch.setattr(model_module, "load_current_model", lambda project: model)
+    runner = CliRunner()
+    score = ["--project-dir", str(project_dir), "score"]
+    empty = runner.invoke(cli, [*score, "--since", "2030-01-01", "--until", "2030-01-02"])
+    assert empty.exit_code == 0, empty.output
+    assert "no authentication events to score from 2030-01-01T00:00:00 to 2030-01-02T00:00:00" in empty.output
+    first, again = runner.invoke(cli, score), runner.invoke(cli, score)
+    assert first.exit_code == again.exit_code == 0
+    assert "scored " in first.output and "no new events to score since the last run" in again.output
