@@ -1,7 +1,9 @@
 """Autoencoder over standardised per-event features; reconstruction error is the score.
 
-torch is imported here only, inside the functions that need it, so that `import authml` and the
-CLI's help never load it. Training slices mini-batches from one shuffled tensor per epoch: a
+torch trains the network and nothing else: scoring runs the trained layers in numpy (a few small
+matrix products per row), so `authml score`, `explain` and the report neither need torch
+installed nor spend the second and more that importing it takes. torch is imported inside the
+training functions only. Training slices mini-batches from one shuffled tensor per epoch: a
 ``DataLoader(TensorDataset)`` collates every row separately and is an order of magnitude slower
 (see benchmarks/train.py). One torch thread by default, since two threads slow down badly on a
 busy machine.
@@ -146,18 +148,29 @@ class AutoencoderDetector(Detector):
                 learning_rate=self.learning_rate,
                 seed=self.random_state,
             )
+        self.layers_ = _layers(
+            {key: tensor.detach().cpu().numpy() for key, tensor in self.network_.state_dict().items()}
+        )
+        del self.network_  # what scores is the numpy copy
 
     def explain(self, X: EventFrame) -> np.ndarray:
         """Squared reconstruction error per feature (standardised units)."""
-        import torch
-
         z = self._standardised(X)
         errors = np.empty_like(z)
-        with torch_threads(self.threads), torch.no_grad():
-            for begin in range(0, len(z), 65536):
-                batch = torch.from_numpy(z[begin : begin + 65536]).to(self.device_)
-                errors[begin : begin + 65536] = ((self.network_(batch) - batch) ** 2).cpu().numpy()
+        for begin in range(0, len(z), 65536):
+            batch = z[begin : begin + 65536]
+            errors[begin : begin + 65536] = (self._reconstruct(batch) - batch) ** 2
         return errors
+
+    def _reconstruct(self, batch: np.ndarray) -> np.ndarray:
+        """The network's forward pass (`build_network`): linear layers, ReLU between them."""
+        values = batch
+        for index, (weight_t, bias) in enumerate(self.layers_):
+            values = values @ weight_t
+            values += bias
+            if index < len(self.layers_) - 1:
+                np.maximum(values, 0.0, out=values)
+        return values
 
     def score(self, X: EventFrame) -> np.ndarray:
         return self.explain(X).mean(axis=1)
@@ -176,8 +189,11 @@ class AutoencoderDetector(Detector):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {"mean": self.mean_, "scale": self.scale_}
-        for key, tensor in self.network_.state_dict().items():
-            state[f"network.{key}"] = tensor.detach().cpu().numpy()
+        for index, (weight_t, bias) in enumerate(self.layers_):
+            # the keys and layout of the torch network's own state: a Linear every other module
+            # of the Sequential (a ReLU between), its weight (outputs, inputs)
+            state[f"network.{2 * index}.weight"] = np.ascontiguousarray(weight_t.T)
+            state[f"network.{2 * index}.bias"] = bias
         return state
 
     @classmethod
@@ -197,15 +213,29 @@ class AutoencoderDetector(Detector):
         return detector
 
     def _load(self, config: dict[str, Any], state: dict[str, np.ndarray]) -> None:
-        import torch
-
         self.mean_, self.scale_ = state["mean"], state["scale"]
-        self.device_ = resolve_device(self.device)
-        self.network_ = build_network(len(self.features), self.hidden)
-        weights = {
-            k.removeprefix("network."): torch.from_numpy(v)
-            for k, v in state.items()
-            if k.startswith("network.")
-        }
-        self.network_.load_state_dict(weights)
-        self.network_.to(self.device_).eval()
+        self.layers_ = _layers(
+            {
+                key.removeprefix("network."): value
+                for key, value in state.items()
+                if key.startswith("network.")
+            }
+        )
+        sizes = [len(self.features), *self.hidden, *reversed(self.hidden[:-1]), len(self.features)]
+        shapes = [weight_t.shape for weight_t, _ in self.layers_]
+        if shapes != list(zip(sizes[:-1], sizes[1:], strict=True)):
+            raise InputError(f"autoencoder: saved layers {shapes} do not fit the configured sizes {sizes}")
+
+
+def _layers(weights: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight transposed to (inputs, outputs), bias) of each linear layer in order, as float32,
+    from a network's state ("<module index>.weight", "<module index>.bias"): rows times a
+    contiguous transposed weight cost a third of rows times a transposed view."""
+    indices = sorted({int(key.split(".")[0]) for key in weights})
+    return [
+        (
+            np.ascontiguousarray(np.asarray(weights[f"{index}.weight"]).T, dtype=np.float32),
+            np.ascontiguousarray(weights[f"{index}.bias"], dtype=np.float32),
+        )
+        for index in indices
+    ]

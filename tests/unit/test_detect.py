@@ -168,3 +168,12 @@ def test_correlated_failure_findings_count_once(frames):
     assert damped[FINDING_NAMES.index("source_failure_burst")] == 5.0
     assert damped[FINDING_NAMES.index("account_failure_burst")] == 4.0 * FAMILY_SHARE
     assert damped[FINDING_NAMES.index("rare_source_ip")] == 3.0, "another family still counts in full"
+
+
+def test_an_autoencoder_state_that_does_not_fit_its_sizes_is_refused(frames):
+    train, _ = frames
+    detector = AutoencoderDetector(epochs=1, batch_size=256, device="cpu").fit(train)
+    state = detector.state_dict()
+    del state["network.6.weight"], state["network.6.bias"]  # the output layer
+    with pytest.raises(InputError, match="do not fit the configured sizes"):
+        AutoencoderDetector.from_state(detector.config(), state)

@@ -140,3 +140,28 @@ def test_drift_since_training_triggers_a_new_version(tmp_path):
     assert outcome["decision"] == "trained", outcome
     assert "drifted" in outcome["reason"]
     assert read_metadata(project)["drift"]["decision"] == "retrain"
+
+
+def test_a_saved_model_loads_and_scores_where_torch_cannot_be_imported(trained_project):
+    """torch trains; scoring runs the saved layers in numpy, so a machine that only scores needs
+    no torch (and does not spend a second importing it)."""
+    import subprocess
+    import sys
+
+    assert _train(trained_project).exit_code == 0
+    script = f"""
+import sys
+sys.modules["torch"] = None  # any `import torch` now raises ImportError
+from authml.embedded.feature_reader import EmbeddedFeatureReader
+from authml.train.feature_sql import FeatureWindow
+from authml.train.registry import load_model
+detector, metadata = load_model({str(trained_project)!r})
+with EmbeddedFeatureReader.open({str(trained_project)!r}) as reader:
+    frame = reader.read_events(FeatureWindow())
+scores = detector.score(frame)
+print(len(scores), float(scores.max()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows, top = done.stdout.split()
+    assert int(rows) > 1000 and float(top) > 0
