@@ -87,14 +87,17 @@ class Rows:
     def usual(self) -> list[tuple[int, int]]:
         return [(int(first), int(last)) for first, last in self._usual_hours[self._rows].tolist()]
 
+    def _feature(self, name: str) -> np.ndarray:
+        return self._X.matrix[self._rows, self._X.feature_names.index(name)]
+
     def v(self, name: str) -> list[float]:
-        return self._X.matrix[self._rows, self._X.feature_names.index(name)].tolist()
+        return self._feature(name).tolist()
 
     def count(self, name: str) -> list[int]:
         """A feature that holds log(1 + n), as n. Rounded: in float32, log1p(40) comes back as
         39.99998, which truncation would print as 39."""
-        values = self._X.matrix[self._rows, self._X.feature_names.index(name)].astype(np.float64)
-        return np.rint(np.expm1(values)).astype(np.int64).tolist()  # rint: round()'s half to even
+        values = np.expm1(self._feature(name).astype(np.float64))
+        return np.rint(values).astype(np.int64).tolist()  # rint: round()'s half to even
 
 
 def _hour(c: Rows) -> list[str]:
