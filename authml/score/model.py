@@ -83,11 +83,20 @@ class ScoringModel:
         contributions = self.detector.explain(frame)
         scores = self.detector.score_from_raw(contributions.sum(axis=1))
         detector_scores = {
-            name: contributions[:, columns].sum(axis=1) for name, columns in self.detector_columns().items()
+            name: contributions[:, _as_slice(columns)].sum(axis=1)
+            for name, columns in self.detector_columns().items()
         }
         explained = np.flatnonzero((contributions.max(axis=1, initial=0.0) > 0) & (scores >= reasons_from))
         said = self.detector.reason_lists(frame.take(explained), contributions[explained])
         return ScoredFrame(scores, detector_scores, contributions, explained, said)
+
+
+def _as_slice(columns: list[int]) -> slice | list[int]:
+    """Consecutive columns as a slice: a view, where a list of them copies every row's values
+    first (a million rows of rarity's findings: 160 MB, 0.1-0.3 s)."""
+    if columns and columns == list(range(columns[0], columns[-1] + 1)):
+        return slice(columns[0], columns[-1] + 1)
+    return columns
 
 
 def load_current_model(project_dir: Path) -> ScoringModel:
