@@ -123,6 +123,11 @@ RAW_COLUMNS = (
     "hours_observed",
     "host_failed_users_1h",
 )
+# Beside a string column of RAW_COLUMNS the rows may hold each row's code ("<column>:code", -1 for
+# NULL) and the distinct values the codes index ("<column>:distinct"), as the embedded reader
+# gives them: what is decided about a value is then decided once per distinct value, with no
+# Python work per row (authml.train.matrix).
+CODE_SUFFIX, DISTINCT_SUFFIX = ":code", ":distinct"
 
 
 @dataclass(frozen=True, slots=True)

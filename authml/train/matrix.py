@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from authml.train.feature_sql import LOOPBACK_ADDRESSES
+from authml.train.feature_sql import CODE_SUFFIX, DISTINCT_SUFFIX, LOOPBACK_ADDRESSES
 
 # RC4-HMAC and its export variant; AES is 0x11/0x12.
 RC4_TYPES = ("0x17", "0x18", "23", "24")
@@ -130,6 +130,17 @@ def _private_address(ip: object) -> bool:
     return False
 
 
+def _decided(raw: dict[str, np.ndarray], name: str, *decisions: Callable[[Any], bool]) -> list[np.ndarray]:
+    """Each of ``decisions`` about every value of a string column (None for NULL), made once per
+    distinct value: from the reader's codes where it gave them (no Python work per row, which
+    holds the lock the other scoring worker waits for), else from the values (`_per_value`)."""
+    codes, distinct = raw.get(name + CODE_SUFFIX), raw.get(name + DISTINCT_SUFFIX)
+    if codes is None or distinct is None:
+        return _per_value(_text(raw, name), *decisions)
+    values = [*distinct.tolist(), None]  # code -1, NULL, is the last
+    return [np.fromiter(map(decide, values), dtype=bool, count=len(values))[codes] for decide in decisions]
+
+
 def _per_value(values: np.ndarray, *decisions: Callable[[Any], bool]) -> list[np.ndarray]:
     """Each of ``decisions`` of every element, called once per distinct value: a few thousand
     distinct addresses or codes among a million events (numpy compares objects one by one per
@@ -143,21 +154,24 @@ def _per_value(values: np.ndarray, *decisions: Callable[[Any], bool]) -> list[np
     return [(bits >> bit) & 1 == 1 for bit in range(len(decisions))]
 
 
+def _is_value(value: object) -> bool:
+    return value is not None
+
+
 def _share(part: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
     return (part + SHARE_PRIOR_EVENTS * prior) / (total + SHARE_PRIOR_EVENTS)
 
 
 def _first_seen_new(
-    first_seen: np.ndarray, ts: np.ndarray, key: np.ndarray, within: np.timedelta64 | None = None
+    first_seen: np.ndarray, ts: np.ndarray, has_key: np.ndarray, within: np.timedelta64 | None = None
 ) -> np.ndarray:
-    """True where the key was never seen for the account before ``ts`` (or, with ``within``, was
-    first seen less than that long before it)."""
+    """True where the row has a key (``has_key``) never seen for the account before ``ts`` (or,
+    with ``within``, first seen less than that long before it)."""
     if np.ma.isMaskedArray(first_seen):
         seen = first_seen.filled(np.datetime64("NaT"))
     else:
         seen = np.asarray(first_seen)
     seen = seen.astype("datetime64[us]")
-    has_key = key != None  # noqa: E711
     never = np.isnat(seen)
     since = ts.astype("datetime64[us]") - (within if within is not None else np.timedelta64(0, "us"))
     return has_key & (never | (seen >= since))
@@ -172,12 +186,20 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
     code = _text(raw, "event_code")
     logon = _num(raw, "logon_type_number")
     enc = _text(raw, "enc_type")
-    ips = _text(raw, "source_ip")
     user_before = _num(raw, "user_events_before")
     raw_before = _num(raw, "user_raw_events_before")
     new_user = user_before == 0
-    private_source, has_source_ip = _per_value(
-        ips, _private_address, lambda ip: ip not in (None, *LOOPBACK_ADDRESSES)
+    private_source, has_source_ip, named_source = _decided(
+        raw, "source_ip", _private_address, lambda ip: ip not in (None, *LOOPBACK_ADDRESSES), _is_value
+    )
+    (named_host,) = _decided(raw, "host_name", _is_value)
+    rc4, has_enc = _decided(raw, "enc_type", RC4_TYPES.__contains__, _is_value)
+    explicit, tgt, service_ticket = _decided(
+        raw,
+        "event_code",
+        lambda code: code == "4648",
+        lambda code: code == "4768",
+        lambda code: code == "4769",
     )
     columns = {
         "hour": hour,
@@ -189,20 +211,20 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "logon_network": logon == 3,
         "logon_rdp": logon == 10,
         "logon_new_credentials": logon == 9,
-        "explicit_credentials": code == "4648",
-        "kerberos_tgt": code == "4768",
-        "kerberos_service_ticket": code == "4769",
+        "explicit_credentials": explicit,
+        "kerberos_tgt": tgt,
+        "kerberos_service_ticket": service_ticket,
         "log_user_events_before": np.log1p(user_before),
         "log_user_active_hours_before": np.log1p(_num(raw, "user_active_hours_before")),
         "log_user_ip_events_before": np.log1p(_num(raw, "user_ip_events_before")),
         "new_user": new_user,
-        "source_ip_new_for_user": _first_seen_new(raw["source_ip_first_seen"], ts, _text(raw, "source_ip")),
+        "source_ip_new_for_user": _first_seen_new(raw["source_ip_first_seen"], ts, named_source),
         # an address first used minutes ago is as new for the rest of that session as for its
         # first event: the trailing hour, like the other "recent" features
         "source_ip_new_within_1h": _first_seen_new(
-            raw["source_ip_first_seen"], ts, _text(raw, "source_ip"), np.timedelta64(1, "h")
+            raw["source_ip_first_seen"], ts, named_source, np.timedelta64(1, "h")
         ),
-        "host_new_for_user": _first_seen_new(raw["host_first_seen"], ts, _text(raw, "host_name")),
+        "host_new_for_user": _first_seen_new(raw["host_first_seen"], ts, named_host),
         "hour_share_before": _share(_num(raw, "hour_weight_before"), user_before, 1 / 24),
         "logon_type_share_before": np.where(
             logon > 0,
@@ -214,9 +236,9 @@ def build_event_frame(raw: dict[str, np.ndarray]) -> EventFrame:
         "log_source_failures_1h": np.log1p(_num(raw, "source_failures_1h")),
         "source_failed_users_1h": _num(raw, "source_failed_users_1h"),
         "source_failed_users_prev_hour": _num(raw, "source_failed_users_prev_hour"),
-        "rc4_ticket": _per_value(enc, RC4_TYPES.__contains__)[0],
+        "rc4_ticket": rc4,
         "enc_type_share_before": np.where(
-            enc != None,  # noqa: E711
+            has_enc,
             _share(_num(raw, "enc_type_events_before"), _num(raw, "enc_typed_events_before"), 0.5),
             1.0,
         ),

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from authml.train.feature_sql import RAW_COLUMNS
+from authml.train.feature_sql import CODE_SUFFIX, DISTINCT_SUFFIX, RAW_COLUMNS
 
 HOUR_US = 3_600_000_000
 
@@ -232,6 +232,11 @@ class _Encoded:
         """Python strings, one object per distinct value (None for NULL): see `_strings`."""
         return self._lookup[codes]
 
+    @property
+    def distinct(self) -> np.ndarray:
+        """The distinct strings, as objects: code ``i`` is ``distinct[i]``."""
+        return self._lookup[:-1]
+
 
 def _ints(column: pa.ChunkedArray, fill: int = 0) -> np.ndarray:
     return pc.fill_null(column, fill).to_numpy().astype(np.int64)
@@ -390,7 +395,9 @@ def assemble_rows(
             continue
         if name in strings:
             encoded, codes = strings[name]
-            out[name] = encoded.strings(codes if keep is None else codes[keep])
+            kept = codes if keep is None else codes[keep]
+            out[name] = encoded.strings(kept)
+            out[name + CODE_SUFFIX], out[name + DISTINCT_SUFFIX] = kept, encoded.distinct
         else:
             column = events[name] if rows is None else events[name].take(pa.array(rows))
             out[name] = _column(column, few_distinct=name != "_id")

@@ -142,3 +142,28 @@ def test_decisions_per_distinct_value_come_back_per_element_each_in_its_own_arra
     assert named.tolist() == [True, False, True, True, False, False]
     (alone,) = _per_value(values, lambda v: v is None)
     assert alone.dtype == bool and alone.tolist() == [False, True, False, False, False, True]
+
+
+def test_the_readers_codes_decide_what_the_values_decide(project_dir):
+    """build_event_frame decides per distinct value from the reader's codes where it has them
+    (no Python work per row); without them, from the values: the same matrix either way."""
+    from authml.embedded.feature_reader import read_raw_features
+    from authml.train.feature_sql import CODE_SUFFIX
+    from authml.train.matrix import build_event_frame
+
+    odd = [
+        logon(T0 + timedelta(days=10, hours=1), "bob", ip=None, record=900),
+        logon(T0 + timedelta(days=10, hours=2), "bob", ip="127.0.0.1", code="4648", record=901),
+        logon(T0 + timedelta(days=10, hours=3), "bob", ip="203.0.113.7", code="4768", record=902),
+    ]
+    store = write_events(project_dir, _history() + _attacks() + odd)
+    build_feature_tables(store)
+    raw = read_raw_features(store.connection, FeatureWindow())
+    assert {"source_ip", "host_name", "enc_type", "event_code"} <= {
+        name.removesuffix(CODE_SUFFIX) for name in raw if name.endswith(CODE_SUFFIX)
+    }
+    from_codes = build_event_frame(raw)
+    from_values = build_event_frame({name: values for name, values in raw.items() if ":" not in name})
+    np.testing.assert_array_equal(from_codes.matrix, from_values.matrix)
+    for feature in ("private_source", "has_source_ip", "explicit_credentials", "kerberos_tgt", "rc4_ticket"):
+        assert 0 < from_codes.feature(feature).sum() < len(from_codes), feature
