@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from authml.detect.base import Detector, standardise_fit
-from authml.errors import InputError
+from authml.errors import AuthmlError, InputError
 from authml.train.matrix import FEATURE_NAMES, EventFrame
 
 Z_CLIP = 20.0  # a standardised value beyond this adds nothing but instability
@@ -131,7 +131,13 @@ class AutoencoderDetector(Detector):
         return np.clip(z, -Z_CLIP, Z_CLIP).astype(np.float32)
 
     def _fit(self, X: EventFrame) -> None:
-        import torch
+        try:
+            import torch
+        except ImportError as exc:  # scoring needs no torch, so an install may well lack it
+            raise AuthmlError(
+                "training the autoencoder needs torch, which is not installed: install authml with its "
+                "train extra (pip install 'authml[train]'); scoring with a trained model does not need it"
+            ) from exc
 
         columns = [X.feature_names.index(name) for name in self.features]
         self.mean_, self.scale_ = standardise_fit(X.matrix[:, columns])

@@ -165,3 +165,12 @@ print(len(scores), float(scores.max()))
     assert done.returncode == 0, done.stderr
     rows, top = done.stdout.split()
     assert int(rows) > 1000 and float(top) > 0
+
+
+def test_training_without_torch_says_what_to_install(trained_project, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    assert _exit_code(trained_project, "--force") == 1
+    error = capsys.readouterr().err
+    assert "needs torch" in error and "authml[train]" in error and "Traceback" not in error
