@@ -132,26 +132,26 @@ def _private_address(ip: object) -> bool:
 
 def _decided(raw: dict[str, np.ndarray], name: str, *decisions: Callable[[Any], bool]) -> list[np.ndarray]:
     """Each of ``decisions`` about every value of a string column (None for NULL), made once per
-    distinct value: from the reader's codes where it gave them (no Python work per row, which
-    holds the lock the other scoring worker waits for), else from the values (`_per_value`)."""
+    distinct value (a few thousand distinct addresses or codes among a million events) and spread
+    by code: the reader's codes where it gave them (no Python work per row, which holds the lock
+    the other scoring worker waits for), else codes made from the values."""
     codes, distinct = raw.get(name + CODE_SUFFIX), raw.get(name + DISTINCT_SUFFIX)
     if codes is None or distinct is None:
-        return _per_value(_text(raw, name), *decisions)
+        distinct, codes = _factorized(_text(raw, name))
     values = [*distinct.tolist(), None]  # code -1, NULL, is the last
     return [np.fromiter(map(decide, values), dtype=bool, count=len(values))[codes] for decide in decisions]
 
 
-def _per_value(values: np.ndarray, *decisions: Callable[[Any], bool]) -> list[np.ndarray]:
-    """Each of ``decisions`` of every element, called once per distinct value: a few thousand
-    distinct addresses or codes among a million events (numpy compares objects one by one per
-    choice). One pass over the elements for all of them, as bits of one number per value."""
+def _factorized(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct elements in order of first appearance, each element's index among them)."""
+    index: dict[Any, int] = {}
     listed = values.tolist()
-    decided = {
-        value: sum(int(bool(decide(value))) << bit for bit, decide in enumerate(decisions))
-        for value in set(listed)
-    }
-    bits = np.fromiter(map(decided.__getitem__, listed), dtype=np.int64, count=len(listed))
-    return [(bits >> bit) & 1 == 1 for bit in range(len(decisions))]
+    codes = np.fromiter(
+        (index.setdefault(value, len(index)) for value in listed), dtype=np.int64, count=len(listed)
+    )
+    distinct = np.empty(len(index), dtype=object)
+    distinct[:] = list(index)
+    return distinct, codes
 
 
 def _is_value(value: object) -> bool:

@@ -132,15 +132,15 @@ def test_missing_feature_tables_say_what_to_run(project_dir):
 
 
 def test_decisions_per_distinct_value_come_back_per_element_each_in_its_own_array():
-    from authml.train.matrix import _per_value
+    from authml.train.matrix import _decided
 
-    values = np.array(["10.0.0.1", None, "8.8.8.8", "10.0.0.1", "-", None], dtype=object)
-    private, named = _per_value(
-        values, lambda v: isinstance(v, str) and v.startswith("10."), lambda v: v not in (None, "-")
+    raw = {"ip": np.array(["10.0.0.1", None, "8.8.8.8", "10.0.0.1", "-", None], dtype=object)}
+    private, named = _decided(
+        raw, "ip", lambda v: isinstance(v, str) and v.startswith("10."), lambda v: v not in (None, "-")
     )
     assert private.tolist() == [True, False, False, True, False, False]
     assert named.tolist() == [True, False, True, True, False, False]
-    (alone,) = _per_value(values, lambda v: v is None)
+    (alone,) = _decided(raw, "ip", lambda v: v is None)
     assert alone.dtype == bool and alone.tolist() == [False, True, False, False, False, True]
 
 
