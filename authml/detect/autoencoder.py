@@ -52,11 +52,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def layer_sizes(width: int, hidden: Sequence[int]) -> list[int]:
+    """The widths of the network's layers, input to output: width -> hidden... -> width."""
+    return [width, *hidden, *reversed(hidden[:-1]), width]
+
+
 def build_network(width: int, hidden: Sequence[int]) -> Any:
     """width -> hidden... -> width, ReLU between layers, linear output (the inputs are standardised)."""
     from torch import nn
 
-    sizes = [width, *hidden, *reversed(hidden[:-1]), width]
+    sizes = layer_sizes(width, hidden)
     layers: list[Any] = []
     for index, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(inputs, outputs))
@@ -227,7 +232,7 @@ class AutoencoderDetector(Detector):
                 if key.startswith("network.")
             }
         )
-        sizes = [len(self.features), *self.hidden, *reversed(self.hidden[:-1]), len(self.features)]
+        sizes = layer_sizes(len(self.features), self.hidden)
         shapes = [weight_t.shape for weight_t, _ in self.layers_]
         if shapes != list(zip(sizes[:-1], sizes[1:], strict=True)):
             raise InputError(f"autoencoder: saved layers {shapes} do not fit the configured sizes {sizes}")
