@@ -80,6 +80,7 @@ def run_scoring(
         write_scores,
     )
     from authml.embedded.store import Store
+    from authml.embedded.write_behind import WriteBehind
     from authml.train.feature_sql import FeatureWindow, authentication_event_codes
 
     if options.since and options.until and options.since >= options.until:
@@ -171,25 +172,28 @@ def run_scoring(
             # core. A small part of a run (the cluster distances): nine alternating runs over a
             # million events, 11.7 s on average against 12.1 s, faster in six (measured).
             cores = blas_threads(CORES_PER_WORKER) if source is None else nullcontext()
-            with cores, scoring as scored_parts:
-                for chunks in scored_parts:  # in time order
-                    rows = sum(len(chunk.frame) for chunk in chunks)
-                    progress(
-                        f"scored events {outcome.events_scored + 1}-{outcome.events_scored + rows} of {events}"
-                    )
-                    for chunk in chunks:
-                        write(chunk.as_batch(store_times=source is None))
-                        outcome.anomalies += int(np.sum(chunk.scores >= model.threshold))
-                        outcome.event_id_parts.append(chunk.frame.columns["_id"])
-                    outcome.events_scored += rows
-            if source is None:  # the workers are done: the rest (risk, commit) may use every core
-                store.connection.execute("RESET threads")
-            if pending is not None and source is None:
-                write_checkpoint(store, pending.ingested_upper, model.version, now)
-            progress("updating per-account risk")
-            outcome.accounts = update_user_risk(
-                store, model_version=model.version, window_days=options.risk_days, now=now
-            )
+            # the rows go to disk as the parts are written, not all at the commit (write_behind)
+            with WriteBehind(store.path) as flushing:
+                with cores, scoring as scored_parts:
+                    for chunks in scored_parts:  # in time order
+                        rows = sum(len(chunk.frame) for chunk in chunks)
+                        progress(
+                            f"scored events {outcome.events_scored + 1}-{outcome.events_scored + rows} of {events}"
+                        )
+                        for chunk in chunks:
+                            write(chunk.as_batch(store_times=source is None))
+                            outcome.anomalies += int(np.sum(chunk.scores >= model.threshold))
+                            outcome.event_id_parts.append(chunk.frame.columns["_id"])
+                        flushing.request()
+                        outcome.events_scored += rows
+                if source is None:  # the workers are done: the rest (risk, commit) may use every core
+                    store.connection.execute("RESET threads")
+                if pending is not None and source is None:
+                    write_checkpoint(store, pending.ingested_upper, model.version, now)
+                progress("updating per-account risk")
+                outcome.accounts = update_user_risk(
+                    store, model_version=model.version, window_days=options.risk_days, now=now
+                )
         if pending is not None and source is not None:
             source.commit_checkpoint(pending, model.version, now)  # after the scores are committed
     return outcome
