@@ -222,7 +222,9 @@ class ScoredPart:
 
     frame: EventFrame
     identity: pa.Table | None
-    ids: np.ndarray  # the rows' event ids, in the identity's order (as everything below)
+    # the rows' event ids, in the identity's order (as everything below): the identity's own
+    # column where there is one, since gathering the frame's Python strings held Python's lock
+    ids: np.ndarray | pa.ChunkedArray
     scores: np.ndarray
     detector_scores: dict[str, np.ndarray]
     reasons: pa.Array  # list<string>
@@ -233,7 +235,7 @@ class ScoredPart:
         return cls(
             frame,
             identity,
-            frame.columns["_id"][position],
+            frame.columns["_id"][position] if identity is None else identity.column("event_id"),
             scored.scores[position],
             {name: values[position] for name, values in scored.detector_scores.items()},
             scored.reasons_array().take(position),

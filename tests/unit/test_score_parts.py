@@ -165,7 +165,7 @@ def test_each_score_row_holds_its_own_events_identity_and_score(scored_project):
 def _rows(ids, scores, reasons) -> dict[str, tuple[float, tuple[str, ...]]]:
     return {
         event_id: (score, tuple(reason))
-        for event_id, score, reason in zip(ids.tolist(), scores.tolist(), reasons, strict=True)
+        for event_id, score, reason in zip(ids, scores.tolist(), reasons, strict=True)
     }
 
 
@@ -179,12 +179,13 @@ def test_a_scored_part_holds_its_rows_in_its_identitys_order(scored_project_sour
     for chunk, in_scan_order in ((frame, True), (frame.take(slice(100, 900)), False)):
         scored = model.score(chunk, reasons_from=0.0)
         part = ScoredPart.of(chunk, scored)
-        assert part.identity.column("event_id").to_pylist() == part.ids.tolist()
+        ids = part.ids.to_pylist()
+        assert part.identity.column("event_id").to_pylist() == ids
         # a whole frame keeps the scan's order; a chunk's identity rows are gathered in its own
-        assert np.array_equal(part.ids, chunk.columns["_id"]) != in_scan_order
+        assert (ids == chunk.columns["_id"].tolist()) != in_scan_order
         assert any(scored.reasons)
-        assert _rows(part.ids, part.scores, part.reasons.to_pylist()) == _rows(
-            chunk.columns["_id"], scored.scores, scored.reasons
+        assert _rows(ids, part.scores, part.reasons.to_pylist()) == _rows(
+            chunk.columns["_id"].tolist(), scored.scores, scored.reasons
         )
 
 
