@@ -35,53 +35,88 @@ def account_baseline(
 ) -> dict[str, Any]:
     """The account's authentication history before ``before``: events and failures, events per
     local hour of day, and its most frequent source IPs, hosts and logon types with counts."""
-    condition = f'lower("user.name") = lower(?) AND "event.code" IN ({_codes_sql(codes)})'
-    parameters: list[Any] = [user_name]
-    if before is not None:
-        condition += ' AND "@timestamp" < ?'
-        parameters.append(before)
+    return account_baselines(store, [(user_name, before)], codes=codes, time_zone=time_zone)[0]
+
+
+# What account_baselines ranks the most frequent values of, by the key each baseline holds them under.
+_TOP_VALUES_OF = {
+    "source_ips": "source_ip",
+    "hosts": "host",
+    "logon_types": "logon_type",
+    "event_codes": "code",
+}
+
+
+def account_baselines(
+    store: Store, accounts: list[tuple[str, datetime | None]], *, codes: list[str], time_zone: str
+) -> list[dict[str, Any]]:
+    """`account_baseline` of each (account, before), in the order given: the events of all of
+    them found in two scans, where a report's 25 alerts took six queries each over every stored
+    event (1.1 s of a 2.5 s report over a million events). Nothing is registered on the
+    connection, so a caller's unfinished result does not get in the way."""
+    if not accounts:
+        return []
+    wanted = ", ".join("(?::INTEGER, ?::VARCHAR, ?::TIMESTAMP)" for _ in accounts)
+    parameters = [value for i, (user, before) in enumerate(accounts) for value in (i, user, before)]
+    picked = f"""WITH picked AS MATERIALIZED (
+  SELECT w.i, e."@timestamp" AS ts, e."event.outcome" = 'failure' AS failed,
+         {_local_hour(time_zone)} AS hour, e."source.ip" AS source_ip, e."host.name" AS host,
+         coalesce(e."winlog.logon.type", e."winlog.event_data.LogonType") AS logon_type, e."event.code" AS code
+  FROM events e JOIN (VALUES {wanted}) w(i, account, before) ON lower(e."user.name") = lower(w.account)
+  WHERE e."event.code" IN ({_codes_sql(codes)}) AND (w.before IS NULL OR e."@timestamp" < w.before)
+)
+"""
+    baselines = [
+        {
+            "user": user,
+            "before": before,
+            "events": 0,
+            "failures": 0,
+            "first_seen": None,
+            "last_seen": None,
+            "hours": [0] * 24,
+            **{key: [] for key in _TOP_VALUES_OF},
+            "source_ip_count": 0,
+            "host_count": 0,
+        }
+        for user, before in accounts
+    ]
     connection = store.connection
-    events, failures, first, last = connection.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE \"event.outcome\" = 'failure'), "
-        f'min("@timestamp"), max("@timestamp") FROM events WHERE {condition}',
+    for i, events, failures, first, last, source_ips, hosts in connection.execute(
+        picked
+        + """SELECT i, count(*), count(*) FILTER (WHERE failed), min(ts), max(ts),
+       count(DISTINCT source_ip), count(DISTINCT host)
+FROM picked GROUP BY i""",
         parameters,
-    ).fetchone()
-    hours = [0] * 24
-    for hour, count in connection.execute(
-        f"SELECT {_local_hour(time_zone)}, count(*) FROM events WHERE {condition} GROUP BY 1", parameters
     ).fetchall():
-        hours[int(hour)] = int(count)
-
-    def top(expression: str) -> list[tuple[str, int]]:
-        return [
-            (str(value), int(count))
-            for value, count in connection.execute(
-                f"SELECT {expression} AS v, count(*) AS n FROM events WHERE {condition} AND {expression} "
-                f"IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP_VALUES}",
-                parameters,
-            ).fetchall()
-        ]
-
-    def distinct(expression: str) -> int:
-        return connection.execute(
-            f"SELECT count(DISTINCT {expression}) FROM events WHERE {condition}", parameters
-        ).fetchone()[0]
-
-    return {
-        "user": user_name,
-        "before": before,
-        "events": events,
-        "failures": failures,
-        "first_seen": first,
-        "last_seen": last,
-        "hours": hours,
-        "source_ips": top('"source.ip"'),
-        "source_ip_count": distinct('"source.ip"'),
-        "hosts": top('"host.name"'),
-        "host_count": distinct('"host.name"'),
-        "logon_types": top('coalesce("winlog.logon.type", "winlog.event_data.LogonType")'),
-        "event_codes": top('"event.code"'),
-    }
+        baselines[i].update(
+            events=events,
+            failures=failures,
+            first_seen=first,
+            last_seen=last,
+            source_ip_count=source_ips,
+            host_count=hosts,
+        )
+    # each local hour's count, and each kind's most frequent values: (kind, i, value, count)
+    ranked = " UNION ALL ".join(
+        f"""SELECT '{key}' AS kind, i, {column} AS v, count(*) AS n,
+       row_number() OVER (PARTITION BY i ORDER BY count(*) DESC, {column}) AS r
+FROM picked WHERE {column} IS NOT NULL GROUP BY i, {column}"""
+        for key, column in _TOP_VALUES_OF.items()
+    )
+    for kind, i, value, count in connection.execute(
+        picked
+        + f"""SELECT 'hours' AS kind, i, CAST(hour AS VARCHAR), count(*) FROM picked GROUP BY i, hour
+UNION ALL
+SELECT kind, i, v, n FROM ({ranked}) WHERE r <= {TOP_VALUES}
+ORDER BY kind, i, n DESC, v""",
+        parameters,
+    ).fetchall():
+        if kind == "hours":
+            baselines[i]["hours"][int(value)] = int(count)
+        else:
+            baselines[i][kind].append((str(value), int(count)))
+    return baselines
 
 
 def anomalies_per_day(store: Store) -> list[dict[str, Any]]:

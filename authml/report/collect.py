@@ -32,7 +32,7 @@ def collect_report(
     store, *, time_zone: str = "UTC", alerts: int = 25, top_accounts: int = 15, heatmap_accounts: int = 3
 ) -> ReportData:
     from authml.embedded.score_views import (
-        account_baseline,
+        account_baselines,
         anomalies_per_day,
         event_document,
         hour_of_day_by_weekday,
@@ -62,11 +62,12 @@ def collect_report(
     accounts = read_user_risk(store, limit=top_accounts)
     top = top_alerts(store, alerts)
     events = top.events
-    for row in events:
+    baselines = account_baselines(
+        store, [(row["user.name"], row["@timestamp"]) for row in events], codes=codes, time_zone=time_zone
+    )
+    for row, baseline in zip(events, baselines, strict=True):
         row["context"] = raw_context(event_document(store, row["event_id"]))
-        row["baseline"] = account_baseline(
-            store, row["user.name"], before=row["@timestamp"], codes=codes, time_zone=time_zone
-        )
+        row["baseline"] = baseline
     heatmaps = [
         (account["user.name"], hour_of_day_by_weekday(store, account["user.name"], time_zone))
         for account in accounts[:heatmap_accounts]
