@@ -86,7 +86,9 @@ class CombinedDetector(Detector):
         return self.explain(X).sum(axis=1)
 
     def score_from_raw(self, raw: np.ndarray) -> np.ndarray:
-        return np.minimum(100.0 * self.total_calibrator_.surprise(raw) / SURPRISE_AT_100, 100.0)
+        # + 0.0: an event without evidence has the surprise -0.0 (the log of 1, negated), which
+        # records, the scores index and the report wrote as "-0.0"
+        return np.minimum(100.0 * self.total_calibrator_.surprise(raw) / SURPRISE_AT_100, 100.0) + 0.0
 
     def score(self, X: EventFrame) -> np.ndarray:
         return self.score_from_raw(self.raw(X))

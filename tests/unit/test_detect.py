@@ -107,6 +107,8 @@ def test_combined_scores_are_0_to_100_and_restore_exactly(frames):
     scores = detector.score(test)
     assert scores.min() >= 0 and scores.max() <= 100
     assert np.median(detector.score(train)) < 20
+    training_scores = detector.score(train)
+    assert (training_scores == 0).any() and not np.signbit(training_scores).any()  # no "-0.0"
     restored = CombinedDetector.from_state(detector.config(), detector.state_dict())
     np.testing.assert_allclose(restored.score(test), scores, rtol=1e-5, atol=1e-4)
 
