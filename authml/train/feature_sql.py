@@ -308,6 +308,13 @@ LEFT JOIN prior_user pu ON pu.user_name = ev.user_name"""
         prior = ""
         prior_columns = "true AS in_window, 0 AS prior_ip, 0 AS prior_code, 0 AS prior_user"
         prior_joins = ""
+    # the source's previous hour: only the hours the window's rows can ask for, where the join
+    # built its table from every hour of every source
+    sih_bounds = (
+        [f"{_q('@timestamp')} >= date_trunc('hour', {_ts(start)}) - INTERVAL 2 HOUR"] if start else []
+    )
+    sih_bounds += [f"{_q('@timestamp')} < {_ts(end)}"] if end else []
+    sih_rows = f"(SELECT * FROM {sih} WHERE {' AND '.join(sih_bounds)})" if sih_bounds else sih
     return f"""
 WITH ev AS (
   SELECT _id, "@timestamp" AS ts, "user.name" AS user_name, "source.ip" AS source_ip,
@@ -339,7 +346,7 @@ SELECT ev._id, ev.ts, ev.user_name, ev.source_ip, ev.host_name, ev.event_code, e
        {prior_columns}{identity_out}
 FROM ev
 {prior_joins}
-LEFT JOIN {sih} sp ON sp.{_q("source.ip")} = ev.source_ip AND sp.{_q("@timestamp")} = ev.bucket - INTERVAL 1 HOUR
+LEFT JOIN {sih_rows} sp ON sp.{_q("source.ip")} = ev.source_ip AND sp.{_q("@timestamp")} = ev.bucket - INTERVAL 1 HOUR
 LEFT JOIN {usi} ui ON ui.{_q("user.name")} = ev.user_name AND ui.{_q("source.ip")} = ev.source_ip
 LEFT JOIN {uho} uo ON uo.{_q("user.name")} = ev.user_name AND uo.{_q("host.name")} = ev.host_name
 {"ORDER BY ev.ts, ev._id" if ordered else ""}
