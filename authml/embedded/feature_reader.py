@@ -7,6 +7,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import pairwise
@@ -79,14 +80,31 @@ def read_event_rows(
     )
     events = connection.sql(sql).to_arrow_table()
     order = time_order(events)
-    history = {
-        name: connection.sql(sql).to_arrow_table()
-        for name, sql in history_sql(window, codes=codes, collapsed=collapsed).items()
-    }
+    # the window's accounts, from its rows: each history query found them in `events` again
+    accounts = pc.unique(events.filter(events["in_window"])["user_name"]) if window.start else None
+    listed = (
+        nullcontext()
+        if accounts is None
+        else registered(connection, _WINDOW_ACCOUNTS, pa.table({"user_name": accounts}))
+    )
+    with listed:
+        history = {
+            name: connection.sql(sql).to_arrow_table()
+            for name, sql in history_sql(
+                window,
+                codes=codes,
+                collapsed=collapsed,
+                window_accounts=_WINDOW_ACCOUNTS if accounts is not None else None,
+            ).items()
+        }
     raw = assemble_rows(events, history, LOOPBACK_ADDRESSES, order)
     if not with_identity:
         return raw, None, None
     return raw, *identity_table(events, order)
+
+
+# The name the window's accounts are registered under for the history queries (`read_event_rows`).
+_WINDOW_ACCOUNTS = "authml_window_accounts"
 
 
 def split_window(
