@@ -96,9 +96,11 @@ def run_training(
         progress("reading training features")
         frame = reader.read_events(FeatureWindow(options.start, options.end, options.time_zone))
         if len(frame) < MIN_TRAINING_ROWS:
+            # no option names: `authml train` bounds the window with --start/--end, triage with --train-until
+            bounded = options.start is not None or options.end is not None
             raise NotReadyError(
                 f"only {len(frame)} authentication events in the training window (at least {MIN_TRAINING_ROWS} needed); "
-                "ingest more data or widen --start/--end"
+                f"ingest more data{' or widen the window' if bounded else ''}"
             )
         progress(f"fitting detectors on {len(frame)} events")
         detector = CombinedDetector(

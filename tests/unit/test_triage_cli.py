@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from click.testing import CliRunner
 
-from authml.cli import cli
+from authml.cli import cli, main
 from authml.embedded.store import Store
 from authml.score.explain import explain_event
 
@@ -22,9 +23,17 @@ def test_a_folder_of_evtx_files_becomes_ranked_alerts_in_one_command(evtx_sample
     first = _triage(project, str(evtx_samples), "--out", str(report), "--top", "3")
     assert first.exit_code == 0, first.output
     steps = re.findall(r"== authml triage (\d)/5: ([a-z ]+)", first.output)
-    assert steps == [("1", "ingest"), ("2", "features build"), ("3", "train"), ("4", "score"), ("5", "report")]
+    assert steps == [
+        ("1", "ingest"),
+        ("2", "features build"),
+        ("3", "train"),
+        ("4", "score"),
+        ("5", "report"),
+    ]
     assert "trained model" in first.output and "scored " in first.output
-    listed = re.findall(r"^\s+#(\d+)\s+([\d.]+) .*\n\s+authml --project-dir \S+ explain (\S+)$", first.output, re.M)
+    listed = re.findall(
+        r"^\s+#(\d+)\s+([\d.]+) .*\n\s+authml --project-dir \S+ explain (\S+)$", first.output, re.M
+    )
     assert [rank for rank, _, _ in listed] == ["1", "2", "3"]
     scores = [float(score) for _, score, _ in listed]
     assert scores == sorted(scores, reverse=True) and scores[0] > 0
@@ -47,3 +56,13 @@ def test_no_input_stops_before_anything_is_made(tmp_path):
     assert "missing does not exist" in str(result.exception)
     assert "2/5" not in result.output
     assert not (project / "store.duckdb").exists()
+
+
+def test_logs_without_authentication_events_stop_at_training_and_say_why(evtx_samples, tmp_path, capsys):
+    system_log = evtx_samples / "parser-samples" / "system.evtx"
+    with pytest.raises(SystemExit) as stopped:
+        main(["--project-dir", str(tmp_path / "case"), "triage", str(system_log)])
+    assert stopped.value.code == 5  # not ready, as `authml train` says it
+    error = capsys.readouterr().err
+    assert "only 0 authentication events in the training window" in error
+    assert error.rstrip().endswith("ingest more data")  # no bound was given, so none to widen
