@@ -81,7 +81,7 @@ def read_event_rows(
     events = connection.sql(sql).to_arrow_table()
     order = time_order(events)
     # the window's accounts, from its rows: each history query found them in `events` again
-    accounts = pc.unique(events.filter(events["in_window"])["user_name"]) if window.start else None
+    accounts = pc.unique(pc.filter(events["user_name"], events["in_window"])) if window.start else None
     listed = (
         nullcontext()
         if accounts is None
