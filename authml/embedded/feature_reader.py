@@ -160,8 +160,10 @@ def identity_table(events: pa.Table, order: np.ndarray) -> tuple[pa.Table, np.nd
     in the scan's order; and for each of them in (time, id) order (``order``, `time_order`), its
     row in that table."""
     in_window = events["in_window"].to_numpy(zero_copy_only=False).astype(bool)
-    rows = events if in_window.all() else events.filter(pa.array(in_window))
-    table = rows.select(list(IDENTITY_COLUMNS.values())).rename_columns(list(IDENTITY_COLUMNS))
+    # the identity columns chosen before the rows: a filter copies every column it is given
+    table = events.select(list(IDENTITY_COLUMNS.values())).rename_columns(list(IDENTITY_COLUMNS))
+    if not in_window.all():
+        table = table.filter(pa.array(in_window))
     row_in_table = np.cumsum(in_window) - 1
     return table, row_in_table[order[in_window[order]]]
 
