@@ -151,6 +151,11 @@ def reasons_array(reasons: Sequence[Sequence[str]] | pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
+def _threads(store: Store) -> int:
+    ((threads,),) = store.connection.execute("SELECT current_setting('threads')").fetchall()
+    return int(threads)
+
+
 def write_scores(
     store: Store, batch: ScoreBatch, *, model_version: str, threshold: float, scored_at: datetime
 ) -> int:
@@ -176,8 +181,12 @@ def write_scores(
     if batch.identity is not None:
         if batch.identity.num_rows != len(batch.event_ids):
             raise ValueError(f"{batch.identity.num_rows} identity rows for {len(batch.event_ids)} scores")
-        # one chunk per column: an insert of many small chunks writes part-filled row groups
-        identity = batch.identity.combine_chunks()
+        identity = batch.identity
+        if identity.column(0).num_chunks > 1 and _threads(store) > 1:
+            # on several threads DuckDB inserts the chunks side by side, each into row groups of its
+            # own, part-filled; on one, one after the other into the same: the copy is for nothing
+            # there (measured: the same row groups either way, 35 ms per 250,000 rows saved)
+            identity = identity.combine_chunks()
         arrays |= dict(zip(identity.column_names, identity.columns, strict=True))
         identity = ", ".join(f"b.{quote(f)}" for f in ("event_id", *IDENTITY_FIELDS, "user_key"))
         source = "authml_score_batch b"
