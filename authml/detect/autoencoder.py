@@ -148,21 +148,21 @@ class AutoencoderDetector(Detector):
         self.mean_, self.scale_ = standardise_fit(X.matrix[:, columns])
         with torch_threads(self.threads):
             torch.manual_seed(self.random_state)
-            self.device_ = resolve_device(self.device)
-            self.network_ = build_network(len(self.features), self.hidden).to(self.device_)
-            data = torch.from_numpy(self._standardised(X)).to(self.device_)
+            device = resolve_device(self.device)
+            network = build_network(len(self.features), self.hidden).to(device)
+            data = torch.from_numpy(self._standardised(X)).to(device)
             self.epoch_seconds_ = train_epochs(
-                self.network_,
+                network,
                 data,
                 epochs=self.epochs,
                 batch_size=self.batch_size,
                 learning_rate=self.learning_rate,
                 seed=self.random_state,
             )
+        # what scores is the numpy copy of the trained layers; the torch network is not kept
         self.layers_ = _layers(
-            {key: tensor.detach().cpu().numpy() for key, tensor in self.network_.state_dict().items()}
+            {key: tensor.detach().cpu().numpy() for key, tensor in network.state_dict().items()}
         )
-        del self.network_  # what scores is the numpy copy
 
     def explain(self, X: EventFrame) -> np.ndarray:
         """Squared reconstruction error per feature (standardised units)."""
