@@ -33,6 +33,12 @@ def prepare(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return connection
 
 
+def thread_count(connection: duckdb.DuckDBPyConnection) -> int:
+    """The threads DuckDB runs a statement on (the setting is the database's)."""
+    ((count,),) = connection.execute("SELECT current_setting('threads')").fetchall()
+    return int(count)
+
+
 def fetch_dicts(
     connection: duckdb.DuckDBPyConnection, sql: str, parameters: list | None = None
 ) -> list[dict[str, Any]]:

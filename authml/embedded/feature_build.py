@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from authml.embedded.duck import prepare
+from authml.embedded.duck import prepare, thread_count
 from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window, update_states
 from authml.embedded.feature_window import (
     TAIL_DDL,
@@ -198,12 +198,12 @@ def _few_new_events(connection, checkpoints: dict[str, tuple], chosen: list[Feat
 @contextmanager
 def one_thread(connection) -> Iterator[None]:
     """Run DuckDB on one thread for a while (the setting is the database's), then restore it."""
-    (previous,) = connection.execute("SELECT current_setting('threads')").fetchone()
+    previous = thread_count(connection)
     connection.execute("SET threads = 1")
     try:
         yield
     finally:
-        connection.execute(f"SET threads = {int(previous)}")
+        connection.execute(f"SET threads = {previous}")
 
 
 def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from authml.embedded.duck import fetch_dicts, registered
+from authml.embedded.duck import fetch_dicts, registered, thread_count
 from authml.embedded.schema import quote
 from authml.embedded.store import Store
 from authml.score.records import IDENTITY_FIELDS
@@ -151,11 +151,6 @@ def reasons_array(reasons: Sequence[Sequence[str]] | pa.Array) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def _threads(store: Store) -> int:
-    ((threads,),) = store.connection.execute("SELECT current_setting('threads')").fetchall()
-    return int(threads)
-
-
 def write_scores(
     store: Store, batch: ScoreBatch, *, model_version: str, threshold: float, scored_at: datetime
 ) -> int:
@@ -182,7 +177,7 @@ def write_scores(
         if batch.identity.num_rows != len(batch.event_ids):
             raise ValueError(f"{batch.identity.num_rows} identity rows for {len(batch.event_ids)} scores")
         identity = batch.identity
-        if identity.column(0).num_chunks > 1 and _threads(store) > 1:
+        if identity.column(0).num_chunks > 1 and thread_count(store.connection) > 1:
             # on several threads DuckDB inserts the chunks side by side, each into row groups of its
             # own, part-filled; on one, one after the other into the same: the copy is for nothing
             # there (measured: the same row groups either way, 35 ms per 250,000 rows saved)
