@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,8 @@ MAX_INLINE_TERMS = 5000
 # costs more than it saves (most on a shared machine, where the second thread waits for a core).
 # Measured at 10,000 new events in a store of a million; larger windows keep every thread.
 SMALL_WINDOW_EVENTS = 50_000
+# Connections an incremental run spreads its tables over (_run_side_by_side).
+CONNECTIONS = 2
 
 
 @dataclass(slots=True)
@@ -143,10 +146,13 @@ def build(
         check_started = time.perf_counter()
         _check_single_values(connection, plans, upper)
         check_seconds = time.perf_counter() - check_started
-        loaded = _load_windows(connection, plans)
-        results = _run(store, plans, upper, loaded, together, progress)
-        for name in loaded:
-            connection.execute(f"DROP TABLE {name}")
+        if together and len(plans) > 1:
+            results = _run_side_by_side(connection, plans, upper, progress)
+        else:
+            loaded = _load_windows(connection, plans)
+            results = _run(store, plans, upper, loaded, together, progress)
+            for name in loaded:
+                connection.execute(f"DROP TABLE {name}")
     for result in results:
         result.check_seconds = check_seconds
     return results
@@ -173,11 +179,74 @@ def _run(store: Store, plans, upper, loaded: dict[str, int], together: bool, pro
             if progress:
                 progress(plan.definition.transform_id)
         _write_checkpoints(connection, checkpoints)
-        connection.execute(
-            "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
-            "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
-        )
+        _drop_unreferenced_tails(connection)
     return results
+
+
+def _run_side_by_side(connection, plans: list[_Plan], upper, progress) -> list[BuildResult]:
+    """An incremental run of every table: the tables in CONNECTIONS groups, each group on a
+    connection of its own, in a thread of its own and in a transaction of its own (its tables,
+    their checkpoints and their tail commit together, as a full build commits each table).
+    DuckDB runs the statements of different connections at once, and an incremental run is
+    mostly many small statements that each keep one thread busy."""
+    groups = [plans[index::CONNECTIONS] for index in range(CONNECTIONS)]
+    build_id = datetime.now(UTC).isoformat()
+    cursors = [prepare(connection.cursor()) for _ in groups]
+    try:
+        with ThreadPoolExecutor(len(groups)) as pool:
+            futures = [
+                pool.submit(_run_group, cursor, group, upper, f"{build_id}/{index}", index == 0)
+                for index, (cursor, group) in enumerate(zip(cursors, groups, strict=True))
+            ]
+            by_table = {result.transform_id: result for future in futures for result in future.result()}
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    results = [by_table[plan.definition.transform_id] for plan in plans]
+    for result in results:
+        if progress:
+            progress(result.transform_id)
+    return results
+
+
+def _run_group(connection, plans: list[_Plan], upper, build_id: str, clean_tails: bool) -> list[BuildResult]:
+    """One group of _run_side_by_side, on its own connection: its window tables are temporary
+    tables of that connection. ``clean_tails``: this group drops the tails no checkpoint
+    refers to (one group only: two deleting the same rows would conflict; a tail the other
+    groups stop referring to in this run goes in the next)."""
+    loaded = _load_windows(connection, plans)
+    results, checkpoints = [], []
+    tails: dict[str, tuple[int, int]] = {}
+    with _transaction(connection):
+        for plan in plans:
+            if not loaded[plan.window_events]:
+                results.append(_unchanged(connection, plan))
+                continue
+            result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+            results.append(result)
+            checkpoints.append(checkpoint)
+        _write_checkpoints(connection, checkpoints)
+        if clean_tails:
+            _drop_unreferenced_tails(connection)
+    return results
+
+
+@contextmanager
+def _transaction(connection) -> Iterator[None]:
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _drop_unreferenced_tails(connection) -> None:
+    connection.execute(
+        "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
+        "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
+    )
 
 
 def _few_new_events(connection, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
@@ -283,7 +352,10 @@ def _plan(
     if _columns(connection, definition.dest_index) is None:
         return plan  # the table was dropped behind the checkpoint's back
     checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
-    key = (sync, checkpoint, pivot.sync_delay_ms)
+    # Tails recorded under different keys (the groups of a side-by-side run) hold the same counts
+    # when the upper bound and the events up to it are the same: the store only adds events, so
+    # none with a sync value up to that bound arrived between them. One window serves them all.
+    key = (sync, checkpoint.upper, checkpoint.events_upto, checkpoint.tail_events, pivot.sync_delay_ms)
     if key not in windows:
         windows[key] = window_since(connection, sync, checkpoint, pivot.sync_delay_ms)
     plan.window = windows[key]

@@ -1,0 +1,103 @@
+"""Incremental runs spread the tables over connections, each group in its own transaction: a
+failing group leaves the others committed and itself at its last checkpoint, and the tails that
+record the late-event counts neither go missing nor pile up."""
+
+from __future__ import annotations
+
+import pytest
+
+from authml.embedded import feature_build
+from authml.embedded.features import build_features, feature_definitions, read_feature_documents
+from tests.conformance.events import auth_event, stored, write_events
+
+FAILING = "authml-user-hourly"
+
+
+def _event(user: str, record: int) -> dict:
+    # Stored a second apart, so each run's tail (the counts within the 120 s delay) has rows.
+    return auth_event(user, "2024-01-01T08:00:00.000Z", f"2024-01-02T00:00:{record:02d}.000Z", record=record)
+
+
+def _add(store, record: int, user: str = "bob") -> None:
+    store.write_batch([stored(_event(user, record), record)], [])
+
+
+def _checkpoints(store) -> dict[str, tuple]:
+    rows = store.connection.execute("SELECT transform_id, sync_upper, tail_key FROM feature_checkpoints")
+    return {row[0]: row[1:] for row in rows.fetchall()}
+
+
+def _documents(store) -> dict[str, list]:
+    return {d.transform_id: read_feature_documents(store, d) for d in feature_definitions()}
+
+
+def test_the_tables_are_built_in_more_than_one_group():
+    transforms = [d.transform_id for d in feature_definitions()]
+    groups = [transforms[index :: feature_build.CONNECTIONS] for index in range(feature_build.CONNECTIONS)]
+    assert feature_build.CONNECTIONS > 1 and all(groups)
+    assert any(FAILING in group for group in groups) and not all(FAILING in group for group in groups)
+
+
+def test_a_failing_group_rolls_back_alone_and_the_next_run_catches_up(project_dir, tmp_path, monkeypatch):
+    store = write_events(project_dir, [_event("alice", 1)])
+    build_features(store)
+    before = _checkpoints(store)
+    tables_before = _documents(store)
+    _add(store, 2)
+    execute = feature_build._execute
+
+    def failing(connection, plan, *args):
+        if plan.definition.transform_id == FAILING:
+            raise RuntimeError("disk full")
+        return execute(connection, plan, *args)
+
+    monkeypatch.setattr(feature_build, "_execute", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_features(store)
+    monkeypatch.undo()
+
+    after = _checkpoints(store)
+    tables_after = _documents(store)
+    failed_group = next(
+        group
+        for index in range(feature_build.CONNECTIONS)
+        if FAILING
+        in (group := [d.transform_id for d in feature_definitions()][index :: feature_build.CONNECTIONS])
+    )
+    for transform, checkpoint in after.items():
+        if transform in failed_group:
+            assert checkpoint == before[transform]
+            assert tables_after[transform] == tables_before[transform]
+        else:
+            assert checkpoint[0] > before[transform][0]
+            assert tables_after[transform] != tables_before[transform]
+
+    results = build_features(store)
+    assert {r.transform_id: r.mode for r in results}[FAILING] == "incremental"
+    rebuilt = write_events(tmp_path / "rebuilt", [_event("alice", 1), _event("bob", 2)])
+    build_features(rebuilt, full=True)
+    assert _documents(store) == _documents(rebuilt)
+    store.close()
+    rebuilt.close()
+
+
+def test_every_checkpoint_finds_its_tail_and_old_tails_go(project_dir):
+    store = write_events(project_dir, [_event("alice", 1)])
+    build_features(store)
+    seen_keys: set[str] = set()
+    for record in range(2, 7):
+        _add(store, record, user=f"user{record}")
+        build_features(store)
+        referenced = {key for _, key in _checkpoints(store).values()}
+        present = {
+            key
+            for (key,) in store.connection.execute(
+                "SELECT DISTINCT tail_key FROM feature_checkpoint_tail"
+            ).fetchall()
+        }
+        assert referenced <= present
+        # The groups' tails of this run and, until the next run drops them, of the one before.
+        assert len(present) <= 2 * feature_build.CONNECTIONS
+        seen_keys |= present
+    assert len(seen_keys) > 2 * feature_build.CONNECTIONS
+    store.close()
