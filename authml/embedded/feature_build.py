@@ -28,8 +28,13 @@ from authml.embedded.feature_window import (
     TAIL_DDL,
     TAIL_LAYOUT,
     Checkpoint,
+    SyncCounts,
     Window,
+    count_sync_values,
+    count_tail,
+    has_tail,
     tail_key,
+    tail_start,
     window_since,
     write_tail,
 )
@@ -83,6 +88,7 @@ MAX_INLINE_TERMS = 5000
 SMALL_WINDOW_EVENTS = 50_000
 # Connections an incremental run spreads its tables over (_run_side_by_side).
 CONNECTIONS = 2
+SCRATCH = "authml_scratch"
 
 
 @dataclass(slots=True)
@@ -93,10 +99,11 @@ class _Plan:
     table: str
     sync: str  # the quoted sync column
     bounded: str  # every event up to the new checkpoint
+    checkpoint: Checkpoint | None = None  # the table's, where it can be built incrementally
     window: Window | None = None  # incremental: the events to read; None: full build
     mergeable: bool = False  # the pivot merges exactly (feature_merge) and ignores "now"
     merge_ready: bool = False  # before the run: the table is exact and its state tables current
-    window_events: str = ""  # incremental: the temp table holding the window's events
+    window_events: str = ""  # incremental: the scratch table holding the window's events
     small: bool = False  # a one-thread run: aggregates over few rows take their list forms
 
     @property
@@ -126,54 +133,59 @@ def build(
     upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
     chosen = definitions if definitions is not None else feature_definitions()
     checkpoints = {} if full else _checkpoints(connection)
-    with ExitStack() as threads:
-        small = _few_new_events(connection, checkpoints, chosen)
-        if small:
-            threads.enter_context(one_thread(connection))
-        windows: dict[tuple, Window] = {}
-        plans = [
-            _plan(connection, definition, upper, checkpoints.get(definition.transform_id), windows)
-            for definition in chosen
-        ]
-        # Incremental runs are small: one transaction (one commit) for all. A full build commits
-        # each table, so a large store never holds every new table uncommitted at once.
-        together = all(plan.window is not None for plan in plans)
-        if not together:
-            threads.close()  # a table is built in full after all (dropped behind its checkpoint)
-            small = False
-        for plan in plans:
-            plan.small = small
-        check_started = time.perf_counter()
-        _check_single_values(connection, plans, upper)
-        check_seconds = time.perf_counter() - check_started
-        if together and len(plans) > 1:
-            results = _run_side_by_side(connection, plans, upper, progress)
-        else:
+    # Scratch tables (the sync values' counts, the windows' events) live in a database of their
+    # own in memory, which every connection of the store sees and none writes to disk.
+    connection.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
+    try:
+        with ExitStack() as threads:
+            small = _few_new_events(connection, checkpoints, chosen)
+            if small:
+                threads.enter_context(one_thread(connection))
+            plans = [_plan(connection, d, upper, checkpoints.get(d.transform_id)) for d in chosen]
+            counts = _count_sync_values(connection, plans, upper)
+            _find_windows(connection, plans, counts)
+            # Incremental runs are small: one commit per group of tables. A full build commits
+            # each table, so a large store never holds every new table uncommitted at once.
+            together = all(plan.window is not None for plan in plans)
+            if not together:
+                threads.close()  # a table is built in full after all (dropped behind its checkpoint)
+                small = False
+            for plan in plans:
+                plan.small = small
+            check_started = time.perf_counter()
+            _check_single_values(connection, plans, upper)
+            check_seconds = time.perf_counter() - check_started
             loaded = _load_windows(connection, plans)
-            results = _run(store, plans, upper, loaded, together, progress)
-            for name in loaded:
-                connection.execute(f"DROP TABLE {name}")
+            tails = _count_tails(connection, plans, upper, counts)
+            if together and len(plans) > 1:
+                results = _run_side_by_side(connection, plans, upper, loaded, tails, progress)
+            else:
+                results = _run(store, plans, upper, loaded, tails, together, progress)
+    finally:
+        connection.execute(f"DETACH {SCRATCH}")
     for result in results:
         result.check_seconds = check_seconds
     return results
 
 
-def _run(store: Store, plans, upper, loaded: dict[str, int], together: bool, progress) -> list[BuildResult]:
+def _run(
+    store: Store, plans, upper, loaded: dict[str, int], tails: dict, together: bool, progress
+) -> list[BuildResult]:
     connection = store.connection
     results, checkpoints = [], []
-    tails: dict[str, tuple[int, int]] = {}
+    written_tails: set[str] = set()
     build_id = datetime.now(UTC).isoformat()
     with store.transaction() if together else nullcontext():
         for plan in plans:
             if plan.window is not None and not loaded[plan.window_events]:
                 results.append(_unchanged(connection, plan))
             elif together:
-                result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+                result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
                 results.append(result)
                 checkpoints.append(checkpoint)
             else:
                 with store.transaction():
-                    result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+                    result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
                     _write_checkpoints(connection, [checkpoint])
                 results.append(result)
             if progress:
@@ -183,7 +195,9 @@ def _run(store: Store, plans, upper, loaded: dict[str, int], together: bool, pro
     return results
 
 
-def _run_side_by_side(connection, plans: list[_Plan], upper, progress) -> list[BuildResult]:
+def _run_side_by_side(
+    connection, plans: list[_Plan], upper, loaded: dict[str, int], tails: dict, progress
+) -> list[BuildResult]:
     """An incremental run of every table: the tables in CONNECTIONS groups, each group on a
     connection of its own, in a thread of its own and in a transaction of its own (its tables,
     their checkpoints and their tail commit together, as a full build commits each table).
@@ -195,7 +209,9 @@ def _run_side_by_side(connection, plans: list[_Plan], upper, progress) -> list[B
     try:
         with ThreadPoolExecutor(len(groups)) as pool:
             futures = [
-                pool.submit(_run_group, cursor, group, upper, f"{build_id}/{index}", index == 0)
+                pool.submit(
+                    _run_group, cursor, group, upper, loaded, tails, f"{build_id}/{index}", index == 0
+                )
                 for index, (cursor, group) in enumerate(zip(cursors, groups, strict=True))
             ]
             by_table = {result.transform_id: result for future in futures for result in future.result()}
@@ -209,20 +225,26 @@ def _run_side_by_side(connection, plans: list[_Plan], upper, progress) -> list[B
     return results
 
 
-def _run_group(connection, plans: list[_Plan], upper, build_id: str, clean_tails: bool) -> list[BuildResult]:
-    """One group of _run_side_by_side, on its own connection: its window tables are temporary
-    tables of that connection. ``clean_tails``: this group drops the tails no checkpoint
-    refers to (one group only: two deleting the same rows would conflict; a tail the other
-    groups stop referring to in this run goes in the next)."""
-    loaded = _load_windows(connection, plans)
+def _run_group(
+    connection,
+    plans: list[_Plan],
+    upper,
+    loaded: dict[str, int],
+    tails: dict,
+    build_id: str,
+    clean_tails: bool,
+) -> list[BuildResult]:
+    """One group of _run_side_by_side, on its own connection. ``clean_tails``: this group drops
+    the tails no checkpoint refers to (one group only: two deleting the same rows would
+    conflict; a tail the other groups stop referring to in this run goes in the next)."""
     results, checkpoints = [], []
-    tails: dict[str, tuple[int, int]] = {}
+    written_tails: set[str] = set()
     with _transaction(connection):
         for plan in plans:
             if not loaded[plan.window_events]:
                 results.append(_unchanged(connection, plan))
                 continue
-            result, checkpoint = _execute(connection, plan, upper, tails, build_id)
+            result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
             results.append(result)
             checkpoints.append(checkpoint)
         _write_checkpoints(connection, checkpoints)
@@ -276,8 +298,8 @@ def one_thread(connection) -> Iterator[None]:
 
 
 def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:
-    """Read each distinct incremental window once into a temp table, with the columns its plans
-    use; returns the tables and their row counts."""
+    """Read each distinct incremental window once into a scratch table, with the columns its
+    plans use; returns the tables and their row counts."""
     loaded: dict[str, int] = {}
     names: dict[str, str] = {}
     for plan in plans:
@@ -285,16 +307,39 @@ def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:
             continue
         condition = _window_sql(plan)
         if condition not in names:
-            names[condition] = f"__window_events{len(names)}"
+            names[condition] = f"{SCRATCH}.__window_events{len(names)}"
             sharing = [p for p in plans if p.window is not None and _window_sql(p) == condition]
             columns = sorted(set().union(*(p.catalog.typed_used for p in sharing)))
             document = ", document" if any(p.catalog.document_used for p in sharing) else ""
             loaded[names[condition]] = connection.execute(
-                f"CREATE OR REPLACE TEMP TABLE {names[condition]} AS SELECT "
+                f"CREATE OR REPLACE TABLE {names[condition]} AS SELECT "
                 f"{', '.join(quote(c) for c in columns) or 'NULL AS __none'}{document} FROM {EVENTS} WHERE {condition}"
             ).fetchone()[0]
         plan.window_events = names[condition]
     return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class _TailCounts:
+    counts: SyncCounts
+    events_upto: int
+    tail_events: int
+
+
+def _count_tails(
+    connection, plans: list[_Plan], upper: datetime | None, counts: dict[str, SyncCounts]
+) -> dict[tuple[str, int], _TailCounts]:
+    """The new checkpoints' tail totals, per sync field and delay."""
+    tails: dict[tuple[str, int], _TailCounts] = {}
+    if upper is None:
+        return tails
+    for plan in plans:
+        key = (plan.sync, plan.pivot.sync_delay_ms)
+        if key not in tails:
+            tails[key] = _TailCounts(
+                counts[plan.sync], *count_tail(connection, counts[plan.sync], upper, key[1])
+            )
+    return tails
 
 
 def _unchanged(connection, plan: _Plan) -> BuildResult:
@@ -334,11 +379,7 @@ def _checkpoints(connection) -> dict[str, tuple]:
 
 
 def _plan(
-    connection,
-    definition: FeatureDefinition,
-    upper: datetime | None,
-    checkpoint_row: tuple | None,
-    windows: dict,
+    connection, definition: FeatureDefinition, upper: datetime | None, checkpoint_row: tuple | None
 ) -> _Plan:
     now = (upper or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
     pivot, catalog = _compile(definition, now)
@@ -351,16 +392,49 @@ def _plan(
         return plan
     if _columns(connection, definition.dest_index) is None:
         return plan  # the table was dropped behind the checkpoint's back
-    checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
-    # Tails recorded under different keys (the groups of a side-by-side run) hold the same counts
-    # when the upper bound and the events up to it are the same: the store only adds events, so
-    # none with a sync value up to that bound arrived between them. One window serves them all.
-    key = (sync, checkpoint.upper, checkpoint.events_upto, checkpoint.tail_events, pivot.sync_delay_ms)
-    if key not in windows:
-        windows[key] = window_since(connection, sync, checkpoint, pivot.sync_delay_ms)
-    plan.window = windows[key]
+    plan.checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
     plan.merge_ready = bool(row[5]) and plan.mergeable
     return plan
+
+
+def _count_sync_values(connection, plans: list[_Plan], upper: datetime | None) -> dict[str, SyncCounts]:
+    """Per sync field, the events per value since the earliest tail start of the checkpoints
+    and of the new ones, in one pass."""
+    starts: dict[str, list[datetime]] = {}
+    for plan in plans:
+        delay = plan.pivot.sync_delay_ms
+        if upper is not None:
+            starts.setdefault(plan.sync, []).append(tail_start(upper, delay))
+        if plan.checkpoint is not None and has_tail(plan.checkpoint):
+            starts.setdefault(plan.sync, []).append(tail_start(plan.checkpoint.upper, delay))
+    return {
+        sync: count_sync_values(connection, sync, min(since), f"{SCRATCH}.__sync_counts{index}")
+        for index, (sync, since) in enumerate(starts.items())
+    }
+
+
+def _find_windows(connection, plans: list[_Plan], counts: dict[str, SyncCounts]) -> None:
+    """Each checkpointed plan's window, computed once per distinct checkpoint."""
+    windows: dict[tuple, Window] = {}
+    for plan in plans:
+        checkpoint = plan.checkpoint
+        if checkpoint is None:
+            continue
+        # Tails recorded under different keys (the groups of a side-by-side run) hold the same
+        # counts when the upper bound and the events up to it are the same: the store only adds
+        # events, so none with a sync value up to that bound arrived between them.
+        key = (
+            plan.sync,
+            checkpoint.upper,
+            checkpoint.events_upto,
+            checkpoint.tail_events,
+            plan.pivot.sync_delay_ms,
+        )
+        if key not in windows:
+            windows[key] = window_since(
+                connection, plan.sync, checkpoint, plan.pivot.sync_delay_ms, counts.get(plan.sync)
+            )
+        plan.window = windows[key]
 
 
 def _independent_of_now(definition: FeatureDefinition, pivot: CompiledPivot, now: datetime) -> bool:
@@ -396,7 +470,12 @@ def _window_sql(plan: _Plan) -> str:
 
 
 def _execute(
-    connection, plan: _Plan, upper: datetime | None, tails: dict[str, tuple[int, int]], build_id: str
+    connection,
+    plan: _Plan,
+    upper: datetime | None,
+    tails: dict[tuple[str, int], _TailCounts],
+    written_tails: set[str],
+    build_id: str,
 ) -> tuple[BuildResult, list]:
     """Bring one table up to ``upper``, inside the caller's transaction; returns the result and
     the checkpoint row to record with it."""
@@ -429,9 +508,11 @@ def _execute(
     key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
     events_upto = tail_events = None
     if key:
-        if key not in tails:
-            tails[key] = write_tail(connection, plan.sync, upper, pivot.sync_delay_ms, key)
-        events_upto, tail_events = tails[key]
+        counted = tails[(plan.sync, pivot.sync_delay_ms)]
+        if key not in written_tails:
+            write_tail(connection, key, counted.counts, upper, pivot.sync_delay_ms)
+            written_tails.add(key)
+        events_upto, tail_events = counted.events_upto, counted.tail_events
     checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
                   datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after]  # fmt: skip
     seconds = time.perf_counter() - started

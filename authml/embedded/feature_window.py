@@ -53,52 +53,85 @@ def tail_key(sync_field: str, upper: datetime, delay_ms: int, build: str) -> str
     return f"{sync_field}|{upper.isoformat()}|{delay_ms}|{build}"
 
 
-def write_tail(connection, sync: str, upper: datetime, delay_ms: int, key: str) -> tuple[int, int]:
-    """Record the events per sync value within the delay before ``upper``; returns (events up
-    to ``upper``, events within the delay)."""
-    since = upper - timedelta(milliseconds=delay_ms)
-    bounds = f"{sync} > {_timestamp(since)} AND {sync} <= {_timestamp(upper)}"
+@dataclass(frozen=True, slots=True)
+class SyncCounts:
+    """The events per value of a sync field after ``since`` (a scratch table), and how many
+    events have a value at all: one pass over the column that every window of a run and the
+    new checkpoints' tail are read from."""
+
+    table: str
+    sync: str
+    since: datetime
+    with_value: int
+
+    def sums(self, connection, ranges: list[tuple[datetime, datetime | None]]) -> list[int]:
+        """The events with a value in each (after, up to] range (None: no upper end); every
+        ``after`` is at or past ``since``."""
+        sums = []
+        for after, upto in ranges:
+            assert after >= self.since, "a range before the counted values"
+            condition = f"sync_value > {_timestamp(after)}"
+            if upto is not None:
+                condition += f" AND sync_value <= {_timestamp(upto)}"
+            sums.append(f"coalesce(sum(events) FILTER ({condition}), 0)")
+        return [
+            int(value)
+            for value in connection.execute(f"SELECT {', '.join(sums)} FROM {self.table}").fetchone()
+        ]
+
+
+def count_sync_values(connection, sync: str, since: datetime, into: str) -> SyncCounts:
     connection.execute(
-        f"INSERT INTO feature_checkpoint_tail SELECT {sql_string(key)}, {sync}, count(*) "
-        f"FROM {EVENTS} WHERE {bounds} GROUP BY ALL"
+        f"CREATE OR REPLACE TABLE {into} AS SELECT {sync} AS sync_value, count(*) AS events "
+        f"FROM {EVENTS} WHERE {sync} > {_timestamp(since)} GROUP BY ALL"
     )
-    # The newest value and the count of values cost about a millisecond per million events, a
-    # filtered count several.
-    newest, with_value, tail = connection.execute(
-        f"SELECT max({sync}), count({sync}), (SELECT coalesce(sum(events), 0) FROM feature_checkpoint_tail "
-        f"WHERE tail_key = ?) FROM {EVENTS}",
-        [key],
-    ).fetchone()
-    if newest is None or newest <= upper:
-        return with_value, int(tail)
-    (upto,) = connection.execute(
-        f"SELECT count(*) FROM {EVENTS} WHERE {sync} <= {_timestamp(upper)}"
-    ).fetchone()
-    return upto, int(tail)
+    (with_value,) = connection.execute(f"SELECT count({sync}) FROM {EVENTS}").fetchone()
+    return SyncCounts(into, sync, since, with_value)
 
 
-def window_since(connection, sync: str, checkpoint: Checkpoint, delay_ms: int) -> Window:
-    """The events an incremental run reads after ``checkpoint`` (see the module docstring)."""
-    lower = checkpoint.upper - timedelta(milliseconds=delay_ms)
+def tail_start(upper: datetime, delay_ms: int) -> datetime:
+    """Sync values after this and up to ``upper`` are a checkpoint's tail."""
+    return upper - timedelta(milliseconds=delay_ms)
+
+
+def count_tail(connection, counts: SyncCounts, upper: datetime, delay_ms: int) -> tuple[int, int]:
+    """For a checkpoint at ``upper``: (events with a value up to it, of which within the delay)."""
+    within, later = counts.sums(connection, [(tail_start(upper, delay_ms), upper), (upper, None)])
+    return counts.with_value - later, within
+
+
+def write_tail(connection, key: str, counts: SyncCounts, upper: datetime, delay_ms: int) -> None:
+    """Record the events per sync value within the delay before ``upper`` as the tail ``key``."""
+    connection.execute(
+        f"INSERT INTO feature_checkpoint_tail SELECT {sql_string(key)}, sync_value, events FROM {counts.table} "
+        f"WHERE sync_value > {_timestamp(tail_start(upper, delay_ms))} AND sync_value <= {_timestamp(upper)}"
+    )
+
+
+def window_since(
+    connection, sync: str, checkpoint: Checkpoint, delay_ms: int, counts: SyncCounts | None
+) -> Window:
+    """The events an incremental run reads after ``checkpoint`` (see the module docstring);
+    ``counts`` holds the values after the checkpoint's tail start where it has a tail."""
+    lower = tail_start(checkpoint.upper, delay_ms)
     past = f"{sync} > {_timestamp(checkpoint.upper)}"
-    if checkpoint.events_upto is None or checkpoint.tail_events is None or checkpoint.tail_key is None:
+    if not has_tail(checkpoint):
         return Window(f"{sync} > {_timestamp(lower)}", exact=False, missed=0)
-    # The values after ``lower`` counted one by one (a range DuckDB can skip row groups for),
-    # beside the tail's counts; and, as the row with value NULL, the events up to ``lower``: those
-    # with a sync value, less those after it (cheaper than a filtered count over every event).
-    rows = connection.execute(
-        f"WITH arrived AS MATERIALIZED (SELECT {sync} AS value, count(*) AS events FROM {EVENTS} "
-        f"WHERE {sync} > {_timestamp(lower)} AND {sync} <= {_timestamp(checkpoint.upper)} GROUP BY ALL) "
-        f"SELECT NULL, (SELECT count({sync}) FROM {EVENTS}) - (SELECT count(*) FROM {EVENTS} WHERE {past}) "
-        f"- (SELECT coalesce(sum(events), 0) FROM arrived), 0 "
-        f"UNION ALL SELECT arrived.value, arrived.events, coalesce(tail.events, 0) FROM arrived "
-        f"LEFT JOIN (SELECT sync_value, events FROM feature_checkpoint_tail WHERE tail_key = ?) AS tail "
-        f"ON tail.sync_value = arrived.value WHERE arrived.events <> coalesce(tail.events, 0)",
+    assert counts is not None and counts.sync == sync
+    past_count, within = counts.sums(connection, [(checkpoint.upper, None), (lower, checkpoint.upper)])
+    # Events with a value up to ``lower`` now, against those the checkpoint counted there.
+    missed = counts.with_value - past_count - within - (checkpoint.events_upto - checkpoint.tail_events)
+    if within == checkpoint.tail_events:
+        # Counts per value only grow (the store only adds events): the same total within the
+        # delay means that no value grew, so that no event arrived late.
+        return Window(past, exact=True, missed=missed)
+    grown = connection.execute(
+        f"SELECT c.sync_value, coalesce(t.events, 0) FROM {counts.table} AS c "
+        f"LEFT JOIN (SELECT sync_value, events FROM feature_checkpoint_tail WHERE tail_key = ?) AS t "
+        f"ON t.sync_value = c.sync_value WHERE c.sync_value > {_timestamp(lower)} "
+        f"AND c.sync_value <= {_timestamp(checkpoint.upper)} AND c.events <> coalesce(t.events, 0)",
         [checkpoint.tail_key],
     ).fetchall()
-    before = sum(events for value, events, _ in rows if value is None)
-    missed = before - (checkpoint.events_upto - checkpoint.tail_events)
-    grown = [(value, tail_events) for value, _, tail_events in rows if value is not None]
     if not grown:
         return Window(past, exact=True, missed=missed)
     if len(grown) > MAX_INLINE_VALUES:
@@ -106,3 +139,8 @@ def window_since(connection, sync: str, checkpoint: Checkpoint, delay_ms: int) -
     values = ", ".join(_timestamp(value) for value, _ in grown)
     exact = all(before_count == 0 for _, before_count in grown)
     return Window(f"({past} OR {sync} IN ({values}))", exact=exact, missed=missed)
+
+
+def has_tail(checkpoint: Checkpoint) -> bool:
+    """Whether the checkpoint recorded its tail (else its window is everything after its start)."""
+    return None not in (checkpoint.events_upto, checkpoint.tail_events, checkpoint.tail_key)
