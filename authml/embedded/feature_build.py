@@ -130,7 +130,9 @@ def build(
 ) -> list[BuildResult]:
     connection = prepare(store.connection)
     _ensure_tables(connection)
-    upper = connection.execute(f"SELECT max({quote('event.ingested')}) FROM {EVENTS}").fetchone()[0]
+    upper, stored = connection.execute(
+        f"SELECT max({quote('event.ingested')}), count(*) FROM {EVENTS}"
+    ).fetchone()
     chosen = definitions if definitions is not None else feature_definitions()
     checkpoints = {} if full else _checkpoints(connection)
     # Scratch tables (the sync values' counts, the windows' events) live in a database of their
@@ -138,7 +140,7 @@ def build(
     connection.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
     try:
         with ExitStack() as threads:
-            small = _few_new_events(connection, checkpoints, chosen)
+            small = _few_new_events(stored, checkpoints, chosen)
             if small:
                 threads.enter_context(one_thread(connection))
             plans = [_plan(connection, d, upper, checkpoints.get(d.transform_id)) for d in chosen]
@@ -271,7 +273,7 @@ def _drop_unreferenced_tails(connection) -> None:
     )
 
 
-def _few_new_events(connection, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
+def _few_new_events(stored: int, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
     """Whether every transform has a current checkpoint and at most SMALL_WINDOW_EVENTS events
     were stored since the oldest (the store only adds events, so this bounds what the run reads)."""
     counted = []
@@ -282,7 +284,6 @@ def _few_new_events(connection, checkpoints: dict[str, tuple], chosen: list[Feat
         counted.append(row[3])
     if not counted:
         return False
-    (stored,) = connection.execute(f"SELECT count(*) FROM {EVENTS}").fetchone()
     return stored - min(counted) <= SMALL_WINDOW_EVENTS
 
 
@@ -351,10 +352,14 @@ def _unchanged(connection, plan: _Plan) -> BuildResult:
 def _ensure_tables(connection) -> None:
     """Create the checkpoint tables, dropping those of an older layout (features are derived
     data, so they are rebuilt in full)."""
+    current = True
     for table, expected in LAYOUT.items():
         columns = _columns(connection, table)
         if columns is not None and columns != expected:
             connection.execute(f"DROP TABLE {table}")
+        current = current and columns == expected
+    if current:
+        return
     connection.execute(CHECKPOINTS_DDL)
     connection.execute(TAIL_DDL)
 
@@ -560,25 +565,31 @@ def _recompute(
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
         region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
-        prefilter = " AND ".join([bounded, *_source_prefilters(connection, pivot)])
+        ranges = _date_ranges(connection, pivot)
+        prefilter = " AND ".join([bounded, *_source_prefilters(connection, pivot, ranges)])
         sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region, small=small)
         dest_match = " AND ".join(
             f"c.{k} IS NOT DISTINCT FROM {table}.{quote(g.column)}"
             for k, g in zip(keys, pivot.groups, strict=True)
         )
+        # The rows' own date ranges let DuckDB skip the table's row groups outside them.
+        in_range = [
+            f"{table}.{quote(pivot.groups[index].column)} BETWEEN {_timestamp(low)} AND {_timestamp(high)} AND "
+            for index, (low, high) in ranges.items()
+        ]
         connection.execute(
-            f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM __changed_keys c WHERE {dest_match})"
+            f"DELETE FROM {table} WHERE {''.join(in_range)}"
+            f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {dest_match})"
         )
         connection.execute(f"INSERT INTO {table} {sql}")
     connection.execute("DROP TABLE __changed_keys")
     return changed
 
 
-def _source_prefilters(connection, pivot: CompiledPivot) -> list[str]:
-    """Filters on the raw source columns that hold every event of the changed buckets, so the
-    scan skips the rest (whole row groups by their min/max) before keys are computed. Each is a
-    superset of the exact region, which the key join still applies."""
-    filters = []
+def _date_ranges(connection, pivot: CompiledPivot) -> dict[int, tuple[datetime, datetime]]:
+    """The lowest and highest bucket of each date_histogram group in ``__changed_keys`` (by
+    group index), where none of its keys is NULL."""
+    ranges = {}
     for index, group in enumerate(pivot.groups):
         if group.kind != "date_histogram":
             continue
@@ -586,8 +597,20 @@ def _source_prefilters(connection, pivot: CompiledPivot) -> list[str]:
         low, high, has_null = connection.execute(
             f"SELECT min({key}), max({key}), bool_or({key} IS NULL) FROM __changed_keys"
         ).fetchone()
-        if low is None or has_null:
-            continue
+        if low is not None and not has_null:
+            ranges[index] = (low, high)
+    return ranges
+
+
+def _source_prefilters(
+    connection, pivot: CompiledPivot, ranges: dict[int, tuple[datetime, datetime]]
+) -> list[str]:
+    """Filters on the raw source columns that hold every event of the changed buckets, so the
+    scan skips the rest (whole row groups by their min/max) before keys are computed. Each is a
+    superset of the exact region, which the key join still applies."""
+    filters = []
+    for index, (low, high) in ranges.items():
+        group = pivot.groups[index]
         end = high + timedelta(milliseconds=group.bucket_ms or 0)
         filters.append(f"{group.field.sql} >= {_timestamp(low)} AND {group.field.sql} < {_timestamp(end)}")
     if filters:

@@ -145,25 +145,27 @@ def merge_window(
             f"ON {_match('x', f'p{index}', keys)}"
         )
         columns.append(f"coalesce(o.{quote(merge.column)}, 0) + coalesce(p{index}.n, 0) AS {alias}")
+    merged = f"(SELECT {', '.join(columns)} FROM {delta} AS x {' '.join(joins)})"
+    # The touched buckets' dest rows, each flagged where its stored terms map may have dropped terms.
     touched = connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __merged_input AS SELECT {', '.join(columns)} "
-        f"FROM {delta} AS x {' '.join(joins)}"
+        f"CREATE OR REPLACE TEMP TABLE __merged AS {pivot.output_sql(merged, id_column='_id', carry=('__recompute',))}"
     ).fetchone()[0]
-    temporary = ["__merged_input"] + [f"__pairs{i}" for i in range(len(distinct))]
-    recomputed = 0
-    if full_maps:
-        recomputed = connection.execute(
-            f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {', '.join(keys)} FROM __merged_input "
-            "WHERE __recompute"
-        ).fetchone()[0]
-        if not recomputed:
-            temporary.append("__changed_keys")
     # Every touched row goes; those left to recompute come back from the recompute.
-    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged_input)")
+    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged)")
+    (inserted,) = connection.execute(
+        f"INSERT INTO {table} SELECT * EXCLUDE (__recompute) FROM __merged WHERE NOT __recompute"
+    ).fetchone()
+    recomputed = touched - inserted
+    if recomputed:
+        group_keys = ", ".join(f"{quote(g.column)} AS {k}" for g, k in zip(pivot.groups, keys, strict=True))
+        connection.execute(
+            f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT {group_keys} FROM __merged WHERE __recompute"
+        )
     connection.execute(
-        f"INSERT INTO {table} {pivot.output_sql('(SELECT * FROM __merged_input WHERE NOT __recompute)')}"
+        "; ".join(
+            f"DROP TABLE {name}" for name in ["__merged"] + [f"__pairs{i}" for i in range(len(distinct))]
+        )
     )
-    connection.execute("; ".join(f"DROP TABLE {name}" for name in temporary))
     return touched, recomputed
 
 

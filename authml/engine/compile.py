@@ -132,12 +132,14 @@ class CompiledPivot:
         ]
         return f"SELECT {', '.join(columns)} FROM {source} GROUP BY ALL"
 
-    def output_sql(self, grouped: str) -> str:
+    def output_sql(self, grouped: str, *, id_column: str | None = None, carry: tuple[str, ...] = ()) -> str:
         """The dest rows (``_id``, group columns, leaves) from a relation of bucket keys and
-        aggregates (``__k<i>``, ``__a<j>``)."""
-        outputs = [f'{self.id_sql()} AS "_id"']
+        aggregates (``__k<i>``, ``__a<j>``); ``id_column``: a column of ``grouped`` that holds the
+        id already; ``carry``: columns of ``grouped`` kept after the dest columns."""
+        outputs = [f'{id_column or self.id_sql()} AS "_id"']
         outputs += [f"{self.key_alias(i)} AS {_quote(g.column)}" for i, g in enumerate(self.groups)]
         outputs += [f"{leaf.final_sql} AS {_quote(leaf.column)}" for leaf in self.leaves]
+        outputs += list(carry)
         return f"SELECT {', '.join(outputs)} FROM {grouped}"
 
     def id_sql(self) -> str:
