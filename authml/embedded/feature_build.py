@@ -100,6 +100,7 @@ class _Plan:
     sync: str  # the quoted sync column
     bounded: str  # every event up to the new checkpoint
     checkpoint: Checkpoint | None = None  # the table's, where it can be built incrementally
+    rows_before: int = 0  # the table's rows at its checkpoint
     window: Window | None = None  # incremental: the events to read; None: full build
     mergeable: bool = False  # the pivot merges exactly (feature_merge) and ignores "now"
     merge_ready: bool = False  # before the run: the table is exact and its state tables current
@@ -180,7 +181,7 @@ def _run(
     with store.transaction() if together else nullcontext():
         for plan in plans:
             if plan.window is not None and not loaded[plan.window_events]:
-                results.append(_unchanged(connection, plan))
+                results.append(_unchanged(plan))
             elif together:
                 result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
                 results.append(result)
@@ -244,7 +245,7 @@ def _run_group(
     with _transaction(connection):
         for plan in plans:
             if not loaded[plan.window_events]:
-                results.append(_unchanged(connection, plan))
+                results.append(_unchanged(plan))
                 continue
             result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
             results.append(result)
@@ -343,10 +344,11 @@ def _count_tails(
     return tails
 
 
-def _unchanged(connection, plan: _Plan) -> BuildResult:
+def _unchanged(plan: _Plan) -> BuildResult:
     """No event stored since the checkpoint: it stays as it is."""
-    rows = connection.execute(f"SELECT count(*) FROM {plan.table}").fetchone()[0]
-    return BuildResult(plan.definition.transform_id, plan.definition.dest_index, "unchanged", 0, rows, 0.0)
+    return BuildResult(
+        plan.definition.transform_id, plan.definition.dest_index, "unchanged", 0, plan.rows_before, 0.0
+    )
 
 
 def _ensure_tables(connection) -> None:
@@ -378,7 +380,7 @@ def _checkpoints(connection) -> dict[str, tuple]:
     """Each transform's checkpoint row, by transform id."""
     rows = connection.execute(
         "SELECT transform_id, definition_sha256, sync_upper, tail_key, events_upto, tail_events, "
-        "merge_ready FROM feature_checkpoints"
+        "merge_ready, rows FROM feature_checkpoints"
     ).fetchall()
     return {row[0]: row[1:] for row in rows}
 
@@ -399,6 +401,7 @@ def _plan(
         return plan  # the table was dropped behind the checkpoint's back
     plan.checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
     plan.merge_ready = bool(row[5]) and plan.mergeable
+    plan.rows_before = row[6]
     return plan
 
 
@@ -494,22 +497,23 @@ def _execute(
         else:
             drop_states(connection, transform_id)
             sql = pivot.select_sql(EVENTS, extra_where=plan.bounded)
-        written = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
+        written = rows = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
         mode = "full"
     elif plan.merge:
-        written, recomputed = merge_window(
+        written, recomputed, added = merge_window(
             connection, pivot, transform_id, table, _window_source(plan), small=plan.small
         )
         if recomputed:  # terms-grouped buckets: their whole, unbounded history
-            _recompute(connection, pivot, table, plan.bounded, recomputed)
+            added += _recompute(connection, pivot, table, plan.bounded, recomputed)
+        rows = plan.rows_before + added
         mode = "merged" if written else "unchanged"
     else:
         if plan.ready_after:
             # A superset window: the state tables take its pairs (adding a known pair is a no-op).
             update_states(connection, pivot, transform_id, _window_source(plan))
-        written = _incremental(connection, pivot, table, plan.bounded, plan.window_events, plan.small)
+        written, added = _incremental(connection, pivot, table, plan.bounded, plan.window_events, plan.small)
+        rows = plan.rows_before + added
         mode = "incremental" if written else "unchanged"
-    rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
     events_upto = tail_events = None
     if key:
@@ -544,8 +548,9 @@ def _window_source(plan: _Plan) -> str:
 
 def _incremental(
     connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str, small: bool
-) -> int:
-    """Recompute the buckets the events in ``window_events`` fall into, over their whole history."""
+) -> tuple[int, int]:
+    """Recompute the buckets the events in ``window_events`` fall into, over their whole history;
+    returns (buckets recomputed, rows added to the table)."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     changed = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
@@ -553,15 +558,17 @@ def _incremental(
     ).fetchone()[0]
     # A date bucket's history is its interval: few rows when few buckets are touched.
     bounded_history = any(group.kind == "date_histogram" for group in pivot.groups)
-    return _recompute(connection, pivot, table, bounded, changed, small=small and bounded_history)
+    return changed, _recompute(connection, pivot, table, bounded, changed, small=small and bounded_history)
 
 
 def _recompute(
     connection, pivot: CompiledPivot, table: str, bounded: str, changed: int, *, small: bool = False
 ) -> int:
     """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history
-    (``small``: few rows, see CompiledPivot.grouped_sql)."""
+    (``small``: few rows, see CompiledPivot.grouped_sql); returns the rows this added to the
+    table (buckets that had none before)."""
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
+    added = 0
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
         region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
@@ -577,13 +584,14 @@ def _recompute(
             f"{table}.{quote(pivot.groups[index].column)} BETWEEN {_timestamp(low)} AND {_timestamp(high)} AND "
             for index, (low, high) in ranges.items()
         ]
-        connection.execute(
+        (deleted,) = connection.execute(
             f"DELETE FROM {table} WHERE {''.join(in_range)}"
             f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {dest_match})"
-        )
-        connection.execute(f"INSERT INTO {table} {sql}")
+        ).fetchone()
+        (inserted,) = connection.execute(f"INSERT INTO {table} {sql}").fetchone()
+        added = inserted - deleted
     connection.execute("DROP TABLE __changed_keys")
-    return changed
+    return added
 
 
 def _date_ranges(connection, pivot: CompiledPivot) -> dict[int, tuple[datetime, datetime]]:

@@ -113,10 +113,11 @@ def merge_window(
     window_source: str,
     *,
     small: bool = False,
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Fold the buckets of the keyed rows ``window_source`` (the new events) into ``table``.
     Returns (buckets touched, buckets left in ``__changed_keys`` for a whole-history recompute:
-    those whose stored terms map may have dropped terms; the table exists only if there are).
+    those whose stored terms map may have dropped terms, the table exists only if there are;
+    rows this added to the table).
     ``small``: a window of few events (see CompiledPivot.grouped_sql)."""
     keys = _keys(pivot)
     distinct = _distinct(pivot)
@@ -151,7 +152,7 @@ def merge_window(
         f"CREATE OR REPLACE TEMP TABLE __merged AS {pivot.output_sql(merged, id_column='_id', carry=('__recompute',))}"
     ).fetchone()[0]
     # Every touched row goes; those left to recompute come back from the recompute.
-    connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged)")
+    (deleted,) = connection.execute(f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM __merged)").fetchone()
     (inserted,) = connection.execute(
         f"INSERT INTO {table} SELECT * EXCLUDE (__recompute) FROM __merged WHERE NOT __recompute"
     ).fetchone()
@@ -166,7 +167,7 @@ def merge_window(
             f"DROP TABLE {name}" for name in ["__merged"] + [f"__pairs{i}" for i in range(len(distinct))]
         )
     )
-    return touched, recomputed
+    return touched, recomputed, inserted - deleted
 
 
 def _merged(merge: Merge, stored: str, new: str) -> str:
