@@ -2,9 +2,9 @@
 
 * "now" is the store's newest ``event.ingested``: ingest and build cannot overlap (the writer holds
   the store's lock), so every stored event is visible and a checkpoint reaches the newest one.
-* A checkpoint records that upper bound and its tail; the next run reads the events stored since,
-  including those stored late with a sync value up to ``delay`` before the checkpoint
-  (``authml.embedded.feature_window``). Later ones are missed, as in ES.
+* A checkpoint records that upper bound and how many events the store held; the next run reads
+  the events stored since, including those stored late with a sync value up to ``delay`` before
+  the checkpoint (``authml.embedded.feature_window``). Later ones are missed, as in ES.
 * Every bucket those events fall into gets the row a full rebuild would give it: recomputed over
   its whole history, or, for pivots whose aggregations all merge exactly, the stored row merged
   with the new events' aggregate (``authml.embedded.feature_merge``).
@@ -23,21 +23,8 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from authml.embedded.duck import prepare, thread_count
-from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window, update_states
-from authml.embedded.feature_window import (
-    TAIL_DDL,
-    TAIL_LAYOUT,
-    Checkpoint,
-    SyncCounts,
-    Window,
-    count_sync_values,
-    count_tail,
-    has_tail,
-    tail_key,
-    tail_start,
-    window_since,
-    write_tail,
-)
+from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window
+from authml.embedded.feature_window import Checkpoint, Window, last_event_id, window_since
 from authml.embedded.features import (
     BuildResult,
     FeatureDefinition,
@@ -58,28 +45,25 @@ CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
   dest_index VARCHAR NOT NULL,
   definition_sha256 VARCHAR NOT NULL,
   sync_upper TIMESTAMP,
-  tail_key VARCHAR,
   built_at TIMESTAMP NOT NULL,
   rows BIGINT NOT NULL,
-  events_upto BIGINT,
-  tail_events BIGINT,
+  stored_events BIGINT NOT NULL,
+  last_event_id VARCHAR,
   merge_ready BOOLEAN NOT NULL
 )"""
-LAYOUT = {
-    "feature_checkpoints": [
-        "transform_id",
-        "dest_index",
-        "definition_sha256",
-        "sync_upper",
-        "tail_key",
-        "built_at",
-        "rows",
-        "events_upto",
-        "tail_events",
-        "merge_ready",
-    ],
-    "feature_checkpoint_tail": TAIL_LAYOUT,
-}
+CHECKPOINT_COLUMNS = [
+    "transform_id",
+    "dest_index",
+    "definition_sha256",
+    "sync_upper",
+    "built_at",
+    "rows",
+    "stored_events",
+    "last_event_id",
+    "merge_ready",
+]
+# Earlier stores kept a tail of counts per sync value beside the checkpoints.
+RETIRED_TABLES = ("feature_checkpoint_tail",)
 MAX_INLINE_TERMS = 5000
 # An incremental run reading at most this many new events runs on one DuckDB thread: its
 # statements each handle a few thousand rows, where starting and joining parallel pipelines
@@ -110,7 +94,7 @@ class _Plan:
     @property
     def merge(self) -> bool:
         """Fold this run's events into stored rows (else recompute the touched buckets)."""
-        return self.window is not None and self.merge_ready and self.window.exact and not self.window.missed
+        return self.window is not None and self.merge_ready and not self.window.missed
 
     @property
     def ready_after(self) -> bool:
@@ -120,6 +104,15 @@ class _Plan:
         if self.window is None:
             return self.mergeable
         return self.merge_ready and not self.window.missed
+
+
+@dataclass(frozen=True, slots=True)
+class _Reach:
+    """What this run's checkpoints record: how far the tables reach."""
+
+    upper: datetime | None  # the newest sync value
+    stored_events: int  # the events table's rows
+    last_event_id: str | None  # the id of the last of them
 
 
 def build(
@@ -134,10 +127,11 @@ def build(
     upper, stored = connection.execute(
         f"SELECT max({quote('event.ingested')}), count(*) FROM {EVENTS}"
     ).fetchone()
+    reach = _Reach(upper, stored, last_event_id(connection, stored))
     chosen = definitions if definitions is not None else feature_definitions()
     checkpoints = {} if full else _checkpoints(connection)
-    # Scratch tables (the sync values' counts, the windows' events) live in a database of their
-    # own in memory, which every connection of the store sees and none writes to disk.
+    # Scratch tables (the windows' events) live in a database of their own in memory, which
+    # every connection of the store sees and none writes to disk.
     connection.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCRATCH}")
     try:
         with ExitStack() as threads:
@@ -145,8 +139,7 @@ def build(
             if small:
                 threads.enter_context(one_thread(connection))
             plans = [_plan(connection, d, upper, checkpoints.get(d.transform_id)) for d in chosen]
-            counts = _count_sync_values(connection, plans, upper)
-            _find_windows(connection, plans, counts)
+            _find_windows(connection, plans, stored)
             # Incremental runs are small: one commit per group of tables. A full build commits
             # each table, so a large store never holds every new table uncommitted at once.
             together = all(plan.window is not None for plan in plans)
@@ -159,11 +152,10 @@ def build(
             _check_single_values(connection, plans, upper)
             check_seconds = time.perf_counter() - check_started
             loaded = _load_windows(connection, plans)
-            tails = _count_tails(connection, plans, upper, counts)
             if together and len(plans) > 1:
-                results = _run_side_by_side(connection, plans, upper, loaded, tails, progress)
+                results = _run_side_by_side(connection, plans, reach, loaded, progress)
             else:
-                results = _run(store, plans, upper, loaded, tails, together, progress)
+                results = _run(store, plans, reach, loaded, together, progress)
     finally:
         connection.execute(f"DETACH {SCRATCH}")
     for result in results:
@@ -172,50 +164,44 @@ def build(
 
 
 def _run(
-    store: Store, plans, upper, loaded: dict[str, int], tails: dict, together: bool, progress
+    store: Store, plans, reach: _Reach, loaded: dict[str, int], together: bool, progress
 ) -> list[BuildResult]:
     connection = store.connection
     results, checkpoints = [], []
-    written_tails: set[str] = set()
-    build_id = datetime.now(UTC).isoformat()
     with store.transaction() if together else nullcontext():
         for plan in plans:
             if plan.window is not None and not loaded[plan.window_events]:
                 results.append(_unchanged(plan))
             elif together:
-                result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
+                result, checkpoint = _execute(connection, plan, reach)
                 results.append(result)
                 checkpoints.append(checkpoint)
             else:
                 with store.transaction():
-                    result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
+                    result, checkpoint = _execute(connection, plan, reach)
                     _write_checkpoints(connection, [checkpoint])
                 results.append(result)
             if progress:
                 progress(plan.definition.transform_id)
         _write_checkpoints(connection, checkpoints)
-        _drop_unreferenced_tails(connection)
     return results
 
 
 def _run_side_by_side(
-    connection, plans: list[_Plan], upper, loaded: dict[str, int], tails: dict, progress
+    connection, plans: list[_Plan], reach: _Reach, loaded: dict[str, int], progress
 ) -> list[BuildResult]:
     """An incremental run of every table: the tables in CONNECTIONS groups, each group on a
-    connection of its own, in a thread of its own and in a transaction of its own (its tables,
-    their checkpoints and their tail commit together, as a full build commits each table).
-    DuckDB runs the statements of different connections at once, and an incremental run is
-    mostly many small statements that each keep one thread busy."""
+    connection of its own, in a thread of its own and in a transaction of its own (its tables
+    and their checkpoints commit together, as a full build commits each table). DuckDB runs
+    the statements of different connections at once, and an incremental run is mostly many
+    small statements that each keep one thread busy."""
     groups = [plans[index::CONNECTIONS] for index in range(CONNECTIONS)]
-    build_id = datetime.now(UTC).isoformat()
     cursors = [prepare(connection.cursor()) for _ in groups]
     try:
         with ThreadPoolExecutor(len(groups)) as pool:
             futures = [
-                pool.submit(
-                    _run_group, cursor, group, upper, loaded, tails, f"{build_id}/{index}", index == 0
-                )
-                for index, (cursor, group) in enumerate(zip(cursors, groups, strict=True))
+                pool.submit(_run_group, cursor, group, reach, loaded)
+                for cursor, group in zip(cursors, groups, strict=True)
             ]
             by_table = {result.transform_id: result for future in futures for result in future.result()}
     finally:
@@ -228,31 +214,18 @@ def _run_side_by_side(
     return results
 
 
-def _run_group(
-    connection,
-    plans: list[_Plan],
-    upper,
-    loaded: dict[str, int],
-    tails: dict,
-    build_id: str,
-    clean_tails: bool,
-) -> list[BuildResult]:
-    """One group of _run_side_by_side, on its own connection. ``clean_tails``: this group drops
-    the tails no checkpoint refers to (one group only: two deleting the same rows would
-    conflict; a tail the other groups stop referring to in this run goes in the next)."""
+def _run_group(connection, plans: list[_Plan], reach: _Reach, loaded: dict[str, int]) -> list[BuildResult]:
+    """One group of _run_side_by_side, on its own connection."""
     results, checkpoints = [], []
-    written_tails: set[str] = set()
     with _transaction(connection):
         for plan in plans:
             if not loaded[plan.window_events]:
                 results.append(_unchanged(plan))
                 continue
-            result, checkpoint = _execute(connection, plan, upper, tails, written_tails, build_id)
+            result, checkpoint = _execute(connection, plan, reach)
             results.append(result)
             checkpoints.append(checkpoint)
         _write_checkpoints(connection, checkpoints)
-        if clean_tails:
-            _drop_unreferenced_tails(connection)
     return results
 
 
@@ -267,22 +240,15 @@ def _transaction(connection) -> Iterator[None]:
     connection.execute("COMMIT")
 
 
-def _drop_unreferenced_tails(connection) -> None:
-    connection.execute(
-        "DELETE FROM feature_checkpoint_tail WHERE tail_key NOT IN "
-        "(SELECT tail_key FROM feature_checkpoints WHERE tail_key IS NOT NULL)"
-    )
-
-
 def _few_new_events(stored: int, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
     """Whether every transform has a current checkpoint and at most SMALL_WINDOW_EVENTS events
     were stored since the oldest (the store only adds events, so this bounds what the run reads)."""
     counted = []
     for definition in chosen:
         row = checkpoints.get(definition.transform_id)
-        if row is None or row[0] != definition.sha256 or row[1] is None or row[3] is None:
+        if row is None or row[0] != definition.sha256 or row[1] is None:
             return False
-        counted.append(row[3])
+        counted.append(row[2])
     if not counted:
         return False
     return stored - min(counted) <= SMALL_WINDOW_EVENTS
@@ -321,29 +287,6 @@ def _load_windows(connection, plans: list[_Plan]) -> dict[str, int]:
     return loaded
 
 
-@dataclass(frozen=True, slots=True)
-class _TailCounts:
-    counts: SyncCounts
-    events_upto: int
-    tail_events: int
-
-
-def _count_tails(
-    connection, plans: list[_Plan], upper: datetime | None, counts: dict[str, SyncCounts]
-) -> dict[tuple[str, int], _TailCounts]:
-    """The new checkpoints' tail totals, per sync field and delay."""
-    tails: dict[tuple[str, int], _TailCounts] = {}
-    if upper is None:
-        return tails
-    for plan in plans:
-        key = (plan.sync, plan.pivot.sync_delay_ms)
-        if key not in tails:
-            tails[key] = _TailCounts(
-                counts[plan.sync], *count_tail(connection, counts[plan.sync], upper, key[1])
-            )
-    return tails
-
-
 def _unchanged(plan: _Plan) -> BuildResult:
     """No event stored since the checkpoint: it stays as it is."""
     return BuildResult(
@@ -352,18 +295,16 @@ def _unchanged(plan: _Plan) -> BuildResult:
 
 
 def _ensure_tables(connection) -> None:
-    """Create the checkpoint tables, dropping those of an older layout (features are derived
-    data, so they are rebuilt in full)."""
-    current = True
-    for table, expected in LAYOUT.items():
-        columns = _columns(connection, table)
-        if columns is not None and columns != expected:
-            connection.execute(f"DROP TABLE {table}")
-        current = current and columns == expected
-    if current:
+    """Create the checkpoint table, dropping one of an older layout and the tables earlier
+    layouts kept beside it (features are derived data, so they are rebuilt in full)."""
+    columns = _columns(connection, "feature_checkpoints")
+    if columns == CHECKPOINT_COLUMNS:
         return
+    if columns is not None:
+        connection.execute("DROP TABLE feature_checkpoints")
+    for table in RETIRED_TABLES:
+        connection.execute(f"DROP TABLE IF EXISTS {table}")
     connection.execute(CHECKPOINTS_DDL)
-    connection.execute(TAIL_DDL)
 
 
 def _columns(connection, table: str) -> list[str] | None:
@@ -379,8 +320,8 @@ def _columns(connection, table: str) -> list[str] | None:
 def _checkpoints(connection) -> dict[str, tuple]:
     """Each transform's checkpoint row, by transform id."""
     rows = connection.execute(
-        "SELECT transform_id, definition_sha256, sync_upper, tail_key, events_upto, tail_events, "
-        "merge_ready, rows FROM feature_checkpoints"
+        "SELECT transform_id, definition_sha256, sync_upper, stored_events, last_event_id, merge_ready, rows "
+        "FROM feature_checkpoints"
     ).fetchall()
     return {row[0]: row[1:] for row in rows}
 
@@ -399,48 +340,24 @@ def _plan(
         return plan
     if _columns(connection, definition.dest_index) is None:
         return plan  # the table was dropped behind the checkpoint's back
-    plan.checkpoint = Checkpoint(row[1], row[2], row[3], row[4])
-    plan.merge_ready = bool(row[5]) and plan.mergeable
-    plan.rows_before = row[6]
+    plan.checkpoint = Checkpoint(row[1], row[2], row[3])
+    plan.merge_ready = bool(row[4]) and plan.mergeable
+    plan.rows_before = row[5]
     return plan
 
 
-def _count_sync_values(connection, plans: list[_Plan], upper: datetime | None) -> dict[str, SyncCounts]:
-    """Per sync field, the events per value since the earliest tail start of the checkpoints
-    and of the new ones, in one pass."""
-    starts: dict[str, list[datetime]] = {}
-    for plan in plans:
-        delay = plan.pivot.sync_delay_ms
-        if upper is not None:
-            starts.setdefault(plan.sync, []).append(tail_start(upper, delay))
-        if plan.checkpoint is not None and has_tail(plan.checkpoint):
-            starts.setdefault(plan.sync, []).append(tail_start(plan.checkpoint.upper, delay))
-    return {
-        sync: count_sync_values(connection, sync, min(since), f"{SCRATCH}.__sync_counts{index}")
-        for index, (sync, since) in enumerate(starts.items())
-    }
-
-
-def _find_windows(connection, plans: list[_Plan], counts: dict[str, SyncCounts]) -> None:
-    """Each checkpointed plan's window, computed once per distinct checkpoint."""
-    windows: dict[tuple, Window] = {}
+def _find_windows(connection, plans: list[_Plan], stored_events: int) -> None:
+    """Each checkpointed plan's window, computed once per distinct checkpoint (none: the table
+    is built in full)."""
+    windows: dict[tuple, Window | None] = {}
     for plan in plans:
         checkpoint = plan.checkpoint
         if checkpoint is None:
             continue
-        # Tails recorded under different keys (the groups of a side-by-side run) hold the same
-        # counts when the upper bound and the events up to it are the same: the store only adds
-        # events, so none with a sync value up to that bound arrived between them.
-        key = (
-            plan.sync,
-            checkpoint.upper,
-            checkpoint.events_upto,
-            checkpoint.tail_events,
-            plan.pivot.sync_delay_ms,
-        )
+        key = (plan.sync, checkpoint, plan.pivot.sync_delay_ms)
         if key not in windows:
             windows[key] = window_since(
-                connection, plan.sync, checkpoint, plan.pivot.sync_delay_ms, counts.get(plan.sync)
+                connection, plan.sync, checkpoint, plan.pivot.sync_delay_ms, stored_events
             )
         plan.window = windows[key]
 
@@ -477,15 +394,8 @@ def _window_sql(plan: _Plan) -> str:
     return f"({plan.window.condition}) AND {plan.bounded}" if plan.window else plan.bounded
 
 
-def _execute(
-    connection,
-    plan: _Plan,
-    upper: datetime | None,
-    tails: dict[tuple[str, int], _TailCounts],
-    written_tails: set[str],
-    build_id: str,
-) -> tuple[BuildResult, list]:
-    """Bring one table up to ``upper``, inside the caller's transaction; returns the result and
+def _execute(connection, plan: _Plan, reach: _Reach) -> tuple[BuildResult, list]:
+    """Bring one table up to ``reach``, inside the caller's transaction; returns the result and
     the checkpoint row to record with it."""
     started = time.perf_counter()
     pivot, table = plan.pivot, plan.table
@@ -508,22 +418,12 @@ def _execute(
         rows = plan.rows_before + added
         mode = "merged" if written else "unchanged"
     else:
-        if plan.ready_after:
-            # A superset window: the state tables take its pairs (adding a known pair is a no-op).
-            update_states(connection, pivot, transform_id, _window_source(plan))
         written, added = _incremental(connection, pivot, table, plan.bounded, plan.window_events, plan.small)
         rows = plan.rows_before + added
         mode = "incremental" if written else "unchanged"
-    key = tail_key(pivot.sync_field, upper, pivot.sync_delay_ms, build_id) if upper else None
-    events_upto = tail_events = None
-    if key:
-        counted = tails[(plan.sync, pivot.sync_delay_ms)]
-        if key not in written_tails:
-            write_tail(connection, key, counted.counts, upper, pivot.sync_delay_ms)
-            written_tails.add(key)
-        events_upto, tail_events = counted.events_upto, counted.tail_events
-    checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, upper, key,
-                  datetime.now(UTC).replace(tzinfo=None), rows, events_upto, tail_events, plan.ready_after]  # fmt: skip
+    checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, reach.upper,
+                  datetime.now(UTC).replace(tzinfo=None), rows, reach.stored_events, reach.last_event_id,
+                  plan.ready_after]  # fmt: skip
     seconds = time.perf_counter() - started
     result = BuildResult(
         transform_id, plan.definition.dest_index, mode, written, rows, seconds, recomputed=recomputed
@@ -534,7 +434,7 @@ def _execute(
 def _write_checkpoints(connection, checkpoints: list[list]) -> None:
     """Record the checkpoints of the tables just built, in one statement."""
     if checkpoints:
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(checkpoints))
+        values = ", ".join(["(" + ", ".join(["?"] * len(CHECKPOINT_COLUMNS)) + ")"] * len(checkpoints))
         connection.execute(
             f"INSERT OR REPLACE INTO feature_checkpoints VALUES {values}",
             [value for checkpoint in checkpoints for value in checkpoint],

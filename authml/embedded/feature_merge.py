@@ -85,14 +85,6 @@ def _with_distinct_counts(pivot, transform_id, source, distinct, keys) -> str:
     return pivot.output_sql(f"(SELECT {', '.join(columns)} FROM {grouped})")
 
 
-def update_states(connection, pivot: CompiledPivot, transform_id: str, window_source: str) -> None:
-    """Add the pairs of the keyed rows ``window_source`` to the state tables (those already
-    there are skipped, so a window that reads some events again leaves the state exact)."""
-    _add_pairs(connection, pivot, transform_id, f"({window_source})")
-    for index in range(len(_distinct(pivot))):
-        connection.execute(f"DROP TABLE __pairs{index}")
-
-
 def _add_pairs(connection, pivot: CompiledPivot, transform_id: str, source: str) -> None:
     """Each cardinality's pairs in ``source`` not yet in its state, as ``__pairs<i>``, added to it."""
     keys = _keys(pivot)

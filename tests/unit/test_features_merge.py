@@ -129,20 +129,20 @@ def test_an_event_missed_by_the_delay_turns_merging_off_until_a_full_build(proje
     store.close()
 
 
-def test_a_late_event_with_an_ingest_time_already_built_is_recomputed(project_dir, tmp_path):
+def test_a_late_event_with_an_ingest_time_already_built_merges_once(project_dir, tmp_path):
     first = [_event(1, "2024-01-02T00:00:00.000Z"), _event(2, "2024-01-02T00:01:00.000Z")]
     store = write_events(project_dir, first)
     build_features(store)
-    # Stored later, with exactly the ingest time of event 1 (within the delay): the run cannot
-    # tell it from event 1, reads both again, and recomputes rather than count event 1 twice.
+    # Stored later, with exactly the ingest time of event 1 (within the delay): the run finds it
+    # by its position in the store, not by its ingest time, so event 1 is not counted twice.
     twin = _event(3, "2024-01-02T00:00:00.000Z", host="ws2")
     store.write_batch([stored(twin, 3)], [])
     results = {r.transform_id: r for r in build_features(store)}
-    assert results["authml-user-host"].mode == "incremental"
+    assert results["authml-user-host"].mode == "merged"
     full = write_events(tmp_path / "full", [*first, twin])
     build_features(full, full=True)
     assert _user_host(store) == _user_host(full)
-    # The state tables stayed exact: the next run merges again.
+    # The state tables stayed exact: the next run merges as well.
     store.write_batch([stored(_event(4, "2024-01-02T00:05:00.000Z", host="ws2", ip="10.0.0.7"), 4)], [])
     results = {r.transform_id: r for r in build_features(store)}
     assert results["authml-user-host"].mode == "merged"
