@@ -24,7 +24,7 @@ import duckdb
 
 from authml.embedded.duck import prepare, thread_count
 from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window
-from authml.embedded.feature_window import Checkpoint, Window, last_event_id, window_since
+from authml.embedded.feature_window import Checkpoint, Window, check_window, last_event_id, window_since
 from authml.embedded.features import (
     BuildResult,
     FeatureDefinition,
@@ -127,7 +127,6 @@ def build(
     upper, stored = connection.execute(
         f"SELECT max({quote('event.ingested')}), count(*) FROM {EVENTS}"
     ).fetchone()
-    reach = _Reach(upper, stored, last_event_id(connection, stored))
     chosen = definitions if definitions is not None else feature_definitions()
     checkpoints = {} if full else _checkpoints(connection)
     # Scratch tables (the windows' events) live in a database of their own in memory, which
@@ -139,7 +138,22 @@ def build(
             if small:
                 threads.enter_context(one_thread(connection))
             plans = [_plan(connection, d, upper, checkpoints.get(d.transform_id)) for d in chosen]
-            _find_windows(connection, plans, stored)
+            # While this connection reads the windows' events, another checks them: that each
+            # checkpoint's rows are where it left them, what it misses, and that no field the
+            # transforms read holds several values.
+            with ThreadPoolExecutor(1) as helper:
+                checked = helper.submit(_check, prepare(connection.cursor()), plans, upper, stored)
+                loaded = _load_windows(connection, plans)
+                windows, reach, check_seconds = checked.result()
+            rebuilt = [
+                plan
+                for plan in plans
+                if plan.window is not None and windows[plan.definition.transform_id] is None
+            ]
+            for plan in plans:
+                plan.window = windows.get(plan.definition.transform_id)
+            if rebuilt:
+                _check_single_values(connection, rebuilt, upper)  # every event now, not a window
             # Incremental runs are small: one commit per group of tables. A full build commits
             # each table, so a large store never holds every new table uncommitted at once.
             together = all(plan.window is not None for plan in plans)
@@ -148,10 +162,6 @@ def build(
                 small = False
             for plan in plans:
                 plan.small = small
-            check_started = time.perf_counter()
-            _check_single_values(connection, plans, upper)
-            check_seconds = time.perf_counter() - check_started
-            loaded = _load_windows(connection, plans)
             if together and len(plans) > 1:
                 results = _run_side_by_side(connection, plans, reach, loaded, progress)
             else:
@@ -161,6 +171,28 @@ def build(
     for result in results:
         result.check_seconds = check_seconds
     return results
+
+
+def _check(connection, plans: list[_Plan], upper, stored: int) -> tuple[dict, _Reach, float]:
+    """On its own connection (closed here): each plan's window with what it misses (None: the
+    table is built in full), what the new checkpoints record, and how long the multi-value
+    check took."""
+    try:
+        started = time.perf_counter()
+        _check_single_values(connection, plans, upper)
+        check_seconds = time.perf_counter() - started
+        windows: dict[str, Window | None] = {}  # by transform id
+        checked: dict[tuple, Window | None] = {}
+        for plan in plans:
+            if plan.checkpoint is None:
+                continue
+            key = (plan.sync, plan.checkpoint, plan.pivot.sync_delay_ms)
+            if key not in checked:
+                checked[key] = check_window(connection, *key, stored)
+            windows[plan.definition.transform_id] = checked[key]
+        return windows, _Reach(upper, stored, last_event_id(connection, stored)), check_seconds
+    finally:
+        connection.close()
 
 
 def _run(
@@ -341,25 +373,10 @@ def _plan(
     if _columns(connection, definition.dest_index) is None:
         return plan  # the table was dropped behind the checkpoint's back
     plan.checkpoint = Checkpoint(row[1], row[2], row[3])
+    plan.window = window_since(sync, plan.checkpoint, pivot.sync_delay_ms)
     plan.merge_ready = bool(row[4]) and plan.mergeable
     plan.rows_before = row[5]
     return plan
-
-
-def _find_windows(connection, plans: list[_Plan], stored_events: int) -> None:
-    """Each checkpointed plan's window, computed once per distinct checkpoint (none: the table
-    is built in full)."""
-    windows: dict[tuple, Window | None] = {}
-    for plan in plans:
-        checkpoint = plan.checkpoint
-        if checkpoint is None:
-            continue
-        key = (plan.sync, checkpoint, plan.pivot.sync_delay_ms)
-        if key not in windows:
-            windows[key] = window_since(
-                connection, plan.sync, checkpoint, plan.pivot.sync_delay_ms, stored_events
-            )
-        plan.window = windows[key]
 
 
 def _independent_of_now(definition: FeatureDefinition, pivot: CompiledPivot, now: datetime) -> bool:

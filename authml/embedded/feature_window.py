@@ -42,12 +42,19 @@ def last_event_id(connection, stored_events: int) -> str | None:
     return connection.execute(f"SELECT _id FROM {EVENTS} WHERE rowid = {stored_events - 1}").fetchone()[0]
 
 
-def window_since(
+def window_since(sync: str, checkpoint: Checkpoint, delay_ms: int) -> Window:
+    """The events an incremental run reads after ``checkpoint`` (see the module docstring),
+    before check_window has counted what it misses."""
+    lower = _timestamp(checkpoint.upper - timedelta(milliseconds=delay_ms))
+    return Window(f"rowid >= {checkpoint.stored_events} AND {sync} > {lower}", missed=0)
+
+
+def check_window(
     connection, sync: str, checkpoint: Checkpoint, delay_ms: int, stored_events: int
 ) -> Window | None:
-    """The events an incremental run reads after ``checkpoint`` (see the module docstring), or
-    None where the checkpoint's rows are not where it left them (a row deleted or the table
-    rewritten): the table is then built in full."""
+    """``window_since`` with the events it misses counted, or None where the checkpoint's rows
+    are not where it left them (a row deleted or the table rewritten): the table is then built
+    in full."""
     lower = _timestamp(checkpoint.upper - timedelta(milliseconds=delay_ms))
     recorded = checkpoint.stored_events
     last_id, new, missed = connection.execute(
@@ -56,4 +63,4 @@ def window_since(
     ).fetchone()
     if stored_events - new != recorded or last_id != checkpoint.last_event_id:
         return None
-    return Window(f"rowid >= {recorded} AND {sync} > {lower}", missed=missed)
+    return Window(window_since(sync, checkpoint, delay_ms).condition, missed=missed)
