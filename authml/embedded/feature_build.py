@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -138,13 +138,13 @@ def build(
             if small:
                 threads.enter_context(one_thread(connection))
             plans = [_plan(connection, d, upper, checkpoints.get(d.transform_id)) for d in chosen]
+            helpers = threads.enter_context(ThreadPoolExecutor(CONNECTIONS - 1))
             # While this connection reads the windows' events, another checks them: that each
             # checkpoint's rows are where it left them, what it misses, and that no field the
             # transforms read holds several values.
-            with ThreadPoolExecutor(1) as helper:
-                checked = helper.submit(_check, prepare(connection.cursor()), plans, upper, stored)
-                loaded = _load_windows(connection, plans)
-                windows, reach, check_seconds = checked.result()
+            checked = helpers.submit(_check, prepare(connection.cursor()), plans, upper, stored)
+            loaded = _load_windows(connection, plans)
+            windows, reach, check_seconds = checked.result()
             rebuilt = [
                 plan
                 for plan in plans
@@ -163,7 +163,7 @@ def build(
             for plan in plans:
                 plan.small = small
             if together and len(plans) > 1:
-                results = _run_side_by_side(connection, plans, reach, loaded, progress)
+                results = _run_side_by_side(connection, plans, reach, loaded, progress, helpers)
             else:
                 results = _run(store, plans, reach, loaded, together, progress)
     finally:
@@ -220,25 +220,36 @@ def _run(
 
 
 def _run_side_by_side(
-    connection, plans: list[_Plan], reach: _Reach, loaded: dict[str, int], progress
+    connection,
+    plans: list[_Plan],
+    reach: _Reach,
+    loaded: dict[str, int],
+    progress,
+    helpers: ThreadPoolExecutor,
 ) -> list[BuildResult]:
     """An incremental run of every table: the tables in CONNECTIONS groups, each group on a
-    connection of its own, in a thread of its own and in a transaction of its own (its tables
-    and their checkpoints commit together, as a full build commits each table). DuckDB runs
-    the statements of different connections at once, and an incremental run is mostly many
-    small statements that each keep one thread busy."""
+    connection of its own and in a transaction of its own (its tables and their checkpoints
+    commit together, as a full build commits each table), the first on this thread and the
+    others on the helpers' (threads that have run DuckDB statements before: a fresh thread's
+    first statements are slower). DuckDB runs the statements of different connections at once,
+    and an incremental run is mostly many small statements that each keep one thread busy."""
     groups = [plans[index::CONNECTIONS] for index in range(CONNECTIONS)]
-    cursors = [prepare(connection.cursor()) for _ in groups]
+    cursors = [prepare(connection.cursor()) for _ in groups[1:]]
     try:
-        with ThreadPoolExecutor(len(groups)) as pool:
-            futures = [
-                pool.submit(_run_group, cursor, group, reach, loaded)
-                for cursor, group in zip(cursors, groups, strict=True)
-            ]
-            by_table = {result.transform_id: result for future in futures for result in future.result()}
+        futures = [
+            helpers.submit(_run_group, cursor, group, reach, loaded)
+            for cursor, group in zip(cursors, groups[1:], strict=True)
+        ]
+        try:
+            done = _run_group(connection, groups[0], reach, loaded)
+        finally:
+            wait(futures)  # every group has committed or rolled back before this returns or raises
+        for future in futures:
+            done += future.result()
     finally:
         for cursor in cursors:
             cursor.close()
+    by_table = {result.transform_id: result for result in done}
     results = [by_table[plan.definition.transform_id] for plan in plans]
     for result in results:
         if progress:
