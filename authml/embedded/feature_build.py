@@ -138,7 +138,7 @@ def build(
             if small:
                 threads.enter_context(one_thread(connection))
             plans = [_plan(connection, d, upper, checkpoints.get(d.transform_id)) for d in chosen]
-            helpers = threads.enter_context(ThreadPoolExecutor(CONNECTIONS - 1))
+            helpers = threads.enter_context(ThreadPoolExecutor(max(1, CONNECTIONS - 1)))
             # While this connection reads the windows' events, another checks them: that each
             # checkpoint's rows are where it left them, what it misses, and that no field the
             # transforms read holds several values.
@@ -431,10 +431,12 @@ def _execute(connection, plan: _Plan, reach: _Reach) -> tuple[BuildResult, list]
     recomputed = 0
     if plan.window is None:
         if plan.mergeable:
-            sql = full_build_sql(connection, pivot, transform_id, EVENTS, plan.bounded)
+            sql = full_build_sql(
+                connection, pivot, transform_id, EVENTS, plan.bounded, _columns_read(plan.catalog)
+            )
         else:
             drop_states(connection, transform_id)
-            sql = pivot.select_sql(EVENTS, extra_where=plan.bounded)
+            sql = pivot.select_sql(EVENTS, extra_where=plan.bounded, columns=_columns_read(plan.catalog))
         written = rows = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
         mode = "full"
     elif plan.merge:
@@ -442,11 +444,11 @@ def _execute(connection, plan: _Plan, reach: _Reach) -> tuple[BuildResult, list]
             connection, pivot, transform_id, table, _window_source(plan), small=plan.small
         )
         if recomputed:  # terms-grouped buckets: their whole, unbounded history
-            added += _recompute(connection, pivot, table, plan.bounded, recomputed)
+            added += _recompute(connection, plan, recomputed)
         rows = plan.rows_before + added
         mode = "merged" if written else "unchanged"
     else:
-        written, added = _incremental(connection, pivot, table, plan.bounded, plan.window_events, plan.small)
+        written, added = _incremental(connection, plan)
         rows = plan.rows_before + added
         mode = "incremental" if written else "unchanged"
     checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, reach.upper,
@@ -469,40 +471,47 @@ def _write_checkpoints(connection, checkpoints: list[list]) -> None:
         )
 
 
+def _columns_read(catalog: _StoreCatalog) -> str:
+    """The events' columns a compiled transform reads."""
+    columns = [quote(column) for column in sorted(catalog.typed_used)]
+    if catalog.document_used:
+        columns.append("document")
+    return ", ".join(columns) or "*"
+
+
 def _window_source(plan: _Plan) -> str:
     """The pivot's keyed source rows over the window."""
     return plan.pivot.source_sql(plan.window_events)
 
 
-def _incremental(
-    connection, pivot: CompiledPivot, table: str, bounded: str, window_events: str, small: bool
-) -> tuple[int, int]:
-    """Recompute the buckets the events in ``window_events`` fall into, over their whole history;
-    returns (buckets recomputed, rows added to the table)."""
+def _incremental(connection, plan: _Plan) -> tuple[int, int]:
+    """Recompute the buckets the events of the plan's window fall into, over their whole
+    history; returns (buckets recomputed, rows added to the table)."""
+    pivot = plan.pivot
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     changed = connection.execute(
         f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
-        f"FROM ({pivot.source_sql(window_events)})"
+        f"FROM ({pivot.source_sql(plan.window_events)})"
     ).fetchone()[0]
     # A date bucket's history is its interval: few rows when few buckets are touched.
     bounded_history = any(group.kind == "date_histogram" for group in pivot.groups)
-    return changed, _recompute(connection, pivot, table, bounded, changed, small=small and bounded_history)
+    return changed, _recompute(connection, plan, changed, small=plan.small and bounded_history)
 
 
-def _recompute(
-    connection, pivot: CompiledPivot, table: str, bounded: str, changed: int, *, small: bool = False
-) -> int:
+def _recompute(connection, plan: _Plan, changed: int, *, small: bool = False) -> int:
     """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history
     (``small``: few rows, see CompiledPivot.grouped_sql); returns the rows this added to the
     table (buckets that had none before)."""
+    pivot, table = plan.pivot, plan.table
     keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
     added = 0
     if changed:
         match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
         region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
         ranges = _date_ranges(connection, pivot)
-        prefilter = " AND ".join([bounded, *_source_prefilters(connection, pivot, ranges)])
-        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region, small=small)
+        prefilter = " AND ".join([plan.bounded, *_source_prefilters(connection, pivot, ranges)])
+        columns = _columns_read(plan.catalog)
+        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region, small=small, columns=columns)
         dest_match = " AND ".join(
             f"c.{k} IS NOT DISTINCT FROM {table}.{quote(g.column)}"
             for k, g in zip(keys, pivot.groups, strict=True)

@@ -55,15 +55,17 @@ def _match(left: str, right: str, keys: list[str]) -> str:
     return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in keys)
 
 
-def full_build_sql(connection, pivot: CompiledPivot, transform_id: str, relation: str, where: str) -> str:
+def full_build_sql(
+    connection, pivot: CompiledPivot, transform_id: str, relation: str, where: str, columns: str = "*"
+) -> str:
     """Create the pivot's state tables from every event in ``where`` and return the SELECT of
     its dest rows, whose cardinalities are counted from those tables (the pairs count(DISTINCT)
     would hash anyway, so keeping them costs little more than writing them)."""
     drop_states(connection, transform_id)
     distinct = _distinct(pivot)
     if not distinct:
-        return pivot.select_sql(relation, extra_where=where)
-    source = f"({pivot.source_sql(relation, where)})"
+        return pivot.select_sql(relation, extra_where=where, columns=columns)
+    source = f"({pivot.source_sql(relation, where, columns)})"
     for alias, merge in distinct:
         connection.execute(
             f"CREATE TABLE {state_table(transform_id, alias)} AS {_pairs_sql(pivot, merge, source)}"

@@ -91,9 +91,10 @@ class CompiledPivot:
     def key_alias(self, index: int) -> str:
         return f"__k{index}"
 
-    def source_sql(self, relation: str, extra_where: str | None = None) -> str:
+    def source_sql(self, relation: str, extra_where: str | None = None, columns: str = "*") -> str:
         """The filtered source rows with their bucket keys (documents without a key dropped
-        unless missing_bucket)."""
+        unless missing_bucket); ``columns``: those of ``relation`` the pivot reads, where naming
+        them spares planning a wide relation's every column."""
         keys = ", ".join(f"{g.key_sql} AS {self.key_alias(i)}" for i, g in enumerate(self.groups))
         conditions = [f"({self.where_sql})"]
         if extra_where:
@@ -102,19 +103,25 @@ class CompiledPivot:
         present = " AND ".join(
             f"{self.key_alias(i)} IS NOT NULL" for i, g in enumerate(self.groups) if not g.missing_bucket
         )
-        inner = f"SELECT *, {keys} FROM {relation} WHERE {condition}"
+        inner = f"SELECT {columns}, {keys} FROM {relation} WHERE {condition}"
         return f"SELECT * FROM ({inner}) WHERE {present}" if present else inner
 
     def select_sql(
-        self, relation: str, *, extra_where: str | None = None, region: str | None = None, small: bool = False
+        self,
+        relation: str,
+        *,
+        extra_where: str | None = None,
+        region: str | None = None,
+        small: bool = False,
+        columns: str = "*",
     ) -> str:
         """The bucket rows. ``extra_where`` filters source rows; ``region`` filters on bucket keys
         (the ``__k<i>`` columns), which is how incremental runs pick the buckets to recompute.
-        ``small``: see grouped_sql."""
+        ``small``: see grouped_sql; ``columns``: see source_sql."""
         region_sql = f" WHERE {region}" if region else ""
         grouped = self.grouped_sql("__src" + region_sql, small=small)
         return (
-            f"WITH __src AS ({self.source_sql(relation, extra_where)}), "
+            f"WITH __src AS ({self.source_sql(relation, extra_where, columns)}), "
             f"__grouped AS ({grouped}) {self.output_sql('__grouped')}"
         )
 
