@@ -25,8 +25,8 @@ def multi_valued_probe_sql(typed_fields: list[str], document_fields: list[str], 
     probes = []
     if typed_fields:
         names = ", ".join(sql_string(f) for f in typed_fields)
-        # The field is named afterwards (first_multi_valued): a lambda here costs every build a
-        # millisecond of planning for a case that stops the build.
+        # reject_multi_valued names the field once an event is found: a lambda here would cost
+        # every build a millisecond of planning for a case that stops it.
         probes.append(
             f"SELECT _id, NULL FROM events WHERE ({condition}) AND list_has_any(multi_valued_fields, [{names}])"
         )
