@@ -27,6 +27,18 @@ def registered(connection: duckdb.DuckDBPyConnection, name: str, data: Any) -> I
     connection.unregister(name)
 
 
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction on ``connection``: committed at the end, rolled back on any error."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 def prepare(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Session settings the engine's SQL relies on: naive TIMESTAMPs are UTC."""
     connection.execute("SET TimeZone = 'UTC'")

@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from authml.embedded.duck import prepare, thread_count
+from authml.embedded.duck import prepare, thread_count, transaction
 from authml.embedded.feature_merge import drop_states, full_build_sql, merge_window
+from authml.embedded.feature_recompute import recompute, recompute_window
 from authml.embedded.feature_window import Checkpoint, Window, check_window, last_event_id, window_since
 from authml.embedded.features import (
     BuildResult,
@@ -37,7 +38,7 @@ from authml.embedded.features import (
 from authml.embedded.multivalue import reject_multi_valued
 from authml.embedded.store import Store
 from authml.engine.compile import CompiledPivot
-from authml.engine.fields import quote, sql_string
+from authml.engine.fields import quote
 
 EVENTS = "events"
 CHECKPOINTS_DDL = """CREATE TABLE IF NOT EXISTS feature_checkpoints (
@@ -64,7 +65,6 @@ CHECKPOINT_COLUMNS = [
 ]
 # Earlier stores kept a tail of counts per sync value beside the checkpoints.
 RETIRED_TABLES = ("feature_checkpoint_tail",)
-MAX_INLINE_TERMS = 5000
 # An incremental run reading at most this many new events runs on one DuckDB thread: its
 # statements each handle a few thousand rows, where starting and joining parallel pipelines
 # costs more than it saves (most on a shared machine, where the second thread waits for a core).
@@ -263,7 +263,7 @@ def _run_side_by_side(
 def _run_group(connection, plans: list[_Plan], reach: _Reach, loaded: dict[str, int]) -> list[BuildResult]:
     """One group of _run_side_by_side, on its own connection."""
     results, checkpoints = [], []
-    with _transaction(connection):
+    with transaction(connection):
         for plan in plans:
             if not loaded[plan.window_events]:
                 results.append(_unchanged(plan))
@@ -273,17 +273,6 @@ def _run_group(connection, plans: list[_Plan], reach: _Reach, loaded: dict[str, 
             checkpoints.append(checkpoint)
         _write_checkpoints(connection, checkpoints)
     return results
-
-
-@contextmanager
-def _transaction(connection) -> Iterator[None]:
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
 
 
 def _few_new_events(stored: int, checkpoints: dict[str, tuple], chosen: list[FeatureDefinition]) -> bool:
@@ -448,11 +437,11 @@ def _execute(connection, plan: _Plan, reach: _Reach) -> tuple[BuildResult, list]
     if plan.window is None:
         if plan.mergeable:
             sql = full_build_sql(
-                connection, pivot, transform_id, EVENTS, plan.bounded, _columns_read(plan.catalog)
+                connection, pivot, transform_id, EVENTS, plan.bounded, plan.catalog.columns_read()
             )
         else:
             drop_states(connection, transform_id)
-            sql = pivot.select_sql(EVENTS, extra_where=plan.bounded, columns=_columns_read(plan.catalog))
+            sql = pivot.select_sql(EVENTS, extra_where=plan.bounded, columns=plan.catalog.columns_read())
         written = rows = connection.execute(f"CREATE OR REPLACE TABLE {table} AS {sql}").fetchone()[0]
         mode = "full"
     elif plan.merge:
@@ -460,11 +449,19 @@ def _execute(connection, plan: _Plan, reach: _Reach) -> tuple[BuildResult, list]
             connection, pivot, transform_id, table, _window_source(plan), small=plan.small
         )
         if recomputed:  # terms-grouped buckets: their whole, unbounded history
-            added += _recompute(connection, plan, recomputed)
+            added += recompute(connection, pivot, table, plan.bounded, plan.catalog.columns_read())
         rows = plan.rows_before + added
         mode = "merged" if written else "unchanged"
     else:
-        written, added = _incremental(connection, plan)
+        written, added = recompute_window(
+            connection,
+            pivot,
+            table,
+            plan.bounded,
+            plan.window_events,
+            plan.catalog.columns_read(),
+            plan.small,
+        )
         rows = plan.rows_before + added
         mode = "incremental" if written else "unchanged"
     checkpoint = [transform_id, plan.definition.dest_index, plan.definition.sha256, reach.upper,
@@ -492,109 +489,6 @@ def _write_checkpoints(connection, checkpoints: list[list]) -> None:
         )
 
 
-def _columns_read(catalog: _StoreCatalog) -> str:
-    """The events' columns a compiled transform reads."""
-    columns = [quote(column) for column in sorted(catalog.typed_used)]
-    if catalog.document_used:
-        columns.append("document")
-    return ", ".join(columns) or "*"
-
-
 def _window_source(plan: _Plan) -> str:
     """The pivot's keyed source rows over the window."""
     return plan.pivot.source_sql(plan.window_events)
-
-
-def _incremental(connection, plan: _Plan) -> tuple[int, int]:
-    """Recompute the buckets the events of the plan's window fall into, over their whole
-    history; returns (buckets recomputed, rows added to the table)."""
-    pivot = plan.pivot
-    keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
-    changed = connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE __changed_keys AS SELECT DISTINCT {', '.join(keys)} "
-        f"FROM ({pivot.source_sql(plan.window_events)})"
-    ).fetchone()[0]
-    # A date bucket's history is its interval: few rows when few buckets are touched.
-    bounded_history = any(group.kind == "date_histogram" for group in pivot.groups)
-    return changed, _recompute(connection, plan, changed, small=plan.small and bounded_history)
-
-
-def _recompute(connection, plan: _Plan, changed: int, *, small: bool = False) -> int:
-    """Recompute the ``changed`` buckets listed in ``__changed_keys`` over their whole history
-    (``small``: few rows, see CompiledPivot.grouped_sql); returns the rows this added to the
-    table (buckets that had none before)."""
-    pivot, table = plan.pivot, plan.table
-    keys = [pivot.key_alias(i) for i in range(len(pivot.groups))]
-    added = 0
-    if changed:
-        match = " AND ".join(f"c.{k} IS NOT DISTINCT FROM __src.{k}" for k in keys)
-        region = f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {match})"
-        ranges = _date_ranges(connection, pivot)
-        prefilter = " AND ".join([plan.bounded, *_source_prefilters(connection, pivot, ranges)])
-        columns = _columns_read(plan.catalog)
-        sql = pivot.select_sql(EVENTS, extra_where=prefilter, region=region, small=small, columns=columns)
-        dest_match = " AND ".join(
-            f"c.{k} IS NOT DISTINCT FROM {table}.{quote(g.column)}"
-            for k, g in zip(keys, pivot.groups, strict=True)
-        )
-        # The rows' own date ranges let DuckDB skip the table's row groups outside them.
-        in_range = [
-            f"{table}.{quote(pivot.groups[index].column)} BETWEEN {_timestamp(low)} AND {_timestamp(high)} AND "
-            for index, (low, high) in ranges.items()
-        ]
-        (deleted,) = connection.execute(
-            f"DELETE FROM {table} WHERE {''.join(in_range)}"
-            f"EXISTS (SELECT 1 FROM __changed_keys c WHERE {dest_match})"
-        ).fetchone()
-        (inserted,) = connection.execute(f"INSERT INTO {table} {sql}").fetchone()
-        added = inserted - deleted
-    connection.execute("DROP TABLE __changed_keys")
-    return added
-
-
-def _date_ranges(connection, pivot: CompiledPivot) -> dict[int, tuple[datetime, datetime]]:
-    """The lowest and highest bucket of each date_histogram group in ``__changed_keys`` (by
-    group index), where none of its keys is NULL."""
-    ranges = {}
-    for index, group in enumerate(pivot.groups):
-        if group.kind != "date_histogram":
-            continue
-        key = pivot.key_alias(index)
-        low, high, has_null = connection.execute(
-            f"SELECT min({key}), max({key}), bool_or({key} IS NULL) FROM __changed_keys"
-        ).fetchone()
-        if low is not None and not has_null:
-            ranges[index] = (low, high)
-    return ranges
-
-
-def _source_prefilters(
-    connection, pivot: CompiledPivot, ranges: dict[int, tuple[datetime, datetime]]
-) -> list[str]:
-    """Filters on the raw source columns that hold every event of the changed buckets, so the
-    scan skips the rest (whole row groups by their min/max) before keys are computed. Each is a
-    superset of the exact region, which the key join still applies."""
-    filters = []
-    for index, (low, high) in ranges.items():
-        group = pivot.groups[index]
-        end = high + timedelta(milliseconds=group.bucket_ms or 0)
-        filters.append(f"{group.field.sql} >= {_timestamp(low)} AND {group.field.sql} < {_timestamp(end)}")
-    if filters:
-        # The time range already skips the row groups; a list of terms would only add parsing.
-        return filters
-    for index, group in enumerate(pivot.groups):
-        if group.kind != "terms" or group.value_type not in ("keyword", "ip", "long"):
-            continue
-        key = pivot.key_alias(index)
-        values = [
-            row[0] for row in connection.execute(f"SELECT DISTINCT {key} FROM __changed_keys").fetchall()
-        ]
-        present = [v for v in values if v is not None]
-        if len(present) > MAX_INLINE_TERMS:
-            continue
-        literals = ", ".join(sql_string(v) if isinstance(v, str) else str(int(v)) for v in present)
-        parts = [f"{group.field.sql} IN ({literals})"] if present else []
-        if len(present) < len(values):
-            parts.append(f"{group.field.sql} IS NULL")
-        filters.append("(" + " OR ".join(parts or ["FALSE"]) + ")")
-    return filters

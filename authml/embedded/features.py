@@ -79,6 +79,13 @@ class _StoreCatalog(FieldCatalog):
         self.typed_used: set[str] = set()
         self.document_used: set[str] = set()
 
+    def columns_read(self) -> str:
+        """The events' columns a transform compiled against this catalog reads, for a SELECT."""
+        columns = [quote(column) for column in sorted(self.typed_used)]
+        if self.document_used:
+            columns.append("document")
+        return ", ".join(columns) or "*"
+
     def resolve(self, name: str):
         field = super().resolve(name)
         if field.es_type is not None:

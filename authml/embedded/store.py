@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from authml.embedded.duck import registered
+from authml.embedded.duck import registered, transaction
 from authml.embedded.schema import STORE_DDL, event_columns, events_ddl, quote
 from authml.errors import StoreError
 
@@ -113,8 +113,8 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.connection)
+    def transaction(self) -> AbstractContextManager[None]:
+        return transaction(self.connection)
 
     def write_batch(self, events: Sequence[StoredEvent], dead_letters: Iterable[DeadLetter]) -> int:
         """Store a batch and its dead letters in one transaction; returns how many events were new."""
@@ -221,14 +221,3 @@ class Store:
             "hosts": hosts,
             "by_event_code": {code if code is not None else "(none)": count for code, count in by_code},
         }
-
-
-class _Transaction:
-    def __init__(self, connection: duckdb.DuckDBPyConnection):
-        self.connection = connection
-
-    def __enter__(self) -> None:
-        self.connection.execute("BEGIN TRANSACTION")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
