@@ -8,6 +8,7 @@ import pytest
 
 from authml.embedded import feature_build
 from authml.embedded.features import build_features, feature_definitions, read_feature_documents
+from authml.embedded.store import Store
 from tests.conformance.events import auth_event, stored, write_events
 
 FAILING = "authml-user-hourly"
@@ -82,10 +83,14 @@ def test_a_failing_group_rolls_back_alone_and_the_next_run_catches_up(project_di
 
 
 def test_checkpoints_record_how_many_events_they_built_on(project_dir):
+    """Also across DuckDB checkpoints (each close writes one): row positions survive them."""
     store = write_events(project_dir, [_event("alice", 1)])
     build_features(store)
     for record in range(2, 5):
         _add(store, record, user=f"user{record}")
+        store.connection.execute("CHECKPOINT")
+        store.close()
+        store = Store.open(project_dir)
         results = build_features(store)
         assert {r.mode for r in results} <= {"incremental", "merged"}
         assert {stored for _, stored in _checkpoints(store).values()} == {record}
