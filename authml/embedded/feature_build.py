@@ -141,39 +141,42 @@ def build(
                 connection, [d.dest_index for d in chosen if d.transform_id in checkpoints]
             )
             plans = [_plan(d, upper, checkpoints.get(d.transform_id), tables) for d in chosen]
-            helpers = threads.enter_context(ThreadPoolExecutor(max(1, CONNECTIONS - 1)))
-            # While this connection reads the windows' events, another checks them: that each
-            # checkpoint's rows are where it left them, what it misses, and that no field the
-            # transforms read holds several values.
-            checked = helpers.submit(_check, prepare(connection.cursor()), plans, upper, stored)
-            loaded = _load_windows(connection, plans)
-            windows, reach, check_seconds = checked.result()
-            rebuilt = [
-                plan
-                for plan in plans
-                if plan.window is not None and windows[plan.definition.transform_id] is None
-            ]
-            for plan in plans:
-                plan.window = windows.get(plan.definition.transform_id)
-            if rebuilt:
-                _check_single_values(connection, rebuilt, upper)  # every event now, not a window
-            # Incremental runs are small: one commit per group of tables. A full build commits
-            # each table, so a large store never holds every new table uncommitted at once.
-            together = all(plan.window is not None for plan in plans)
-            if not together:
-                threads.close()  # a table is built in full after all (dropped behind its checkpoint)
-                small = False
-            for plan in plans:
-                plan.small = small
-            if together and len(plans) > 1:
-                results = _run_side_by_side(connection, plans, reach, loaded, progress, helpers)
-            else:
-                results = _run(store, plans, reach, loaded, together, progress)
+            with ThreadPoolExecutor(max(1, CONNECTIONS - 1)) as helpers:
+                loaded, reach, check_seconds = _read_windows(connection, plans, upper, stored, helpers)
+                # Incremental runs are small: one commit per group of tables. A full build commits
+                # each table, so a large store never holds every new table uncommitted at once.
+                together = all(plan.window is not None for plan in plans)
+                if not together:
+                    threads.close()  # a table is built in full after all: every DuckDB thread
+                    small = False
+                for plan in plans:
+                    plan.small = small
+                if together and len(plans) > 1:
+                    results = _run_side_by_side(connection, plans, reach, loaded, progress, helpers)
+                else:
+                    results = _run(store, plans, reach, loaded, together, progress)
     finally:
         connection.execute(f"DETACH {SCRATCH}")
     for result in results:
         result.check_seconds = check_seconds
     return results
+
+
+def _read_windows(
+    connection, plans: list[_Plan], upper, stored: int, helpers: ThreadPoolExecutor
+) -> tuple[dict[str, int], _Reach, float]:
+    """Load the windows' events (see _load_windows) while a helper checks them (see _check);
+    a plan whose checkpoint's rows moved is built in full. Returns the loaded windows, what the
+    new checkpoints record, and how long the multi-value check took."""
+    checked = helpers.submit(_check, prepare(connection.cursor()), plans, upper, stored)
+    loaded = _load_windows(connection, plans)
+    windows, reach, check_seconds = checked.result()
+    rebuilt = [p for p in plans if p.window is not None and windows[p.definition.transform_id] is None]
+    for plan in plans:
+        plan.window = windows.get(plan.definition.transform_id)
+    if rebuilt:
+        _check_single_values(connection, rebuilt, upper)  # every event now, not a window
+    return loaded, reach, check_seconds
 
 
 def _check(connection, plans: list[_Plan], upper, stored: int) -> tuple[dict, _Reach, float]:
