@@ -9,7 +9,8 @@ Each measured step runs in its own subprocess (peak memory = that process's max 
   same typed columns without ids, documents or checks, for sizes where ingest takes too long:
   about 3 minutes per million events on the shared two-core machine), then a full
   `features build`; then 1% more events are ingested and incremental builds are timed, each on
-  its own copy of the store as that ingest left it (--repeat of them, medians compared).
+  its own copy of the store as that ingest left it (--repeat of them, medians compared). Every
+  step starts after os.sync(), so that what earlier steps wrote is not written back during it.
 - hand-written: the same four feature tables as one DuckDB statement each over the same store.
   Full builds and hand-written runs are alternated --repeat times (default 3) and their medians
   compared, since other jobs on a shared machine skew any single pair.
@@ -257,6 +258,9 @@ def child_main(name: str, first: str, second: str) -> None:
 
 
 def run_step(name: str, first: str, second: str = "") -> dict:
+    # What earlier steps wrote (a load, a copy of a store of several GB) goes to disk first: the
+    # kernel would write it back during the step, and a commit's fsync would wait for it.
+    os.sync()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.run(
         [sys.executable, __file__, "--step", name, first, second], capture_output=True, text=True, env=env
