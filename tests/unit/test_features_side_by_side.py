@@ -113,3 +113,21 @@ def test_a_rewritten_events_table_rebuilds_the_tables(project_dir, tmp_path, rew
     assert _documents(store) == _documents(rebuilt)
     store.close()
     rebuilt.close()
+
+
+def test_a_store_with_checkpoints_of_an_older_layout_rebuilds_once(project_dir):
+    """Stores built before checkpoints counted rows kept a tail table beside them."""
+    store = write_events(project_dir, [_event("alice", 1)])
+    build_features(store)
+    store.connection.execute("ALTER TABLE feature_checkpoints ADD COLUMN tail_key VARCHAR")
+    store.connection.execute(
+        "CREATE TABLE feature_checkpoint_tail (tail_key VARCHAR, sync_value TIMESTAMP, events BIGINT)"
+    )
+    _add(store, 2)
+    assert {r.mode for r in build_features(store)} == {"full"}
+    tables = {row[0] for row in store.connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "feature_checkpoint_tail" not in tables
+    assert {stored for _, stored in _checkpoints(store).values()} == {2}
+    _add(store, 3)
+    assert {r.mode for r in build_features(store)} <= {"incremental", "merged"}
+    store.close()
