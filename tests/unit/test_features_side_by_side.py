@@ -28,6 +28,15 @@ def _checkpoints(store) -> dict[str, tuple]:
     return {row[0]: row[1:] for row in rows.fetchall()}
 
 
+def _assert_equals_a_full_rebuild(store, tmp_path, events: list[dict]) -> None:
+    """The store's tables equal those a full build of ``events`` gives (closes the store)."""
+    rebuilt = write_events(tmp_path / "rebuilt", events)
+    build_features(rebuilt, full=True)
+    assert _documents(store) == _documents(rebuilt)
+    store.close()
+    rebuilt.close()
+
+
 def _documents(store) -> dict[str, list]:
     return {d.transform_id: read_feature_documents(store, d) for d in feature_definitions()}
 
@@ -75,11 +84,7 @@ def test_a_failing_group_rolls_back_alone_and_the_next_run_catches_up(project_di
 
     results = build_features(store)
     assert {r.transform_id: r.mode for r in results}[FAILING] == "incremental"
-    rebuilt = write_events(tmp_path / "rebuilt", [_event("alice", 1), _event("bob", 2)])
-    build_features(rebuilt, full=True)
-    assert _documents(store) == _documents(rebuilt)
-    store.close()
-    rebuilt.close()
+    _assert_equals_a_full_rebuild(store, tmp_path, [_event("alice", 1), _event("bob", 2)])
 
 
 def test_checkpoints_record_how_many_events_they_built_on(project_dir):
@@ -108,11 +113,7 @@ def test_a_rewritten_events_table_rebuilds_the_tables(project_dir, tmp_path, rew
         store.connection.execute("CHECKPOINT")
     _add(store, 3)
     assert {r.mode for r in build_features(store)} == {"full"}
-    rebuilt = write_events(tmp_path / "rebuilt", [_event("carol", 2), _event("bob", 3)])
-    build_features(rebuilt, full=True)
-    assert _documents(store) == _documents(rebuilt)
-    store.close()
-    rebuilt.close()
+    _assert_equals_a_full_rebuild(store, tmp_path, [_event("carol", 2), _event("bob", 3)])
 
 
 def test_a_store_with_checkpoints_of_an_older_layout_rebuilds_once(project_dir):
