@@ -92,7 +92,6 @@ def read_event_rows(
             name: connection.sql(sql).to_arrow_table()
             for name, sql in history_sql(
                 window,
-                codes=codes,
                 collapsed=collapsed,
                 window_accounts=_WINDOW_ACCOUNTS if accounts is not None else None,
             ).items()

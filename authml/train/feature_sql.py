@@ -378,11 +378,7 @@ def term_rows_sql(rows: str, column: str) -> str:
 
 
 def history_sql(
-    window: FeatureWindow,
-    *,
-    codes: list[str],
-    collapsed: dict[str, str] | None = None,
-    window_accounts: str | None = None,
+    window: FeatureWindow, *, collapsed: dict[str, str] | None = None, window_accounts: str | None = None
 ) -> dict[str, str]:
     """The hourly history the window's events look back into, from the user-hourly feature table:
     only complete hours before an event count (`authml.train.point_in_time.HourlyHistory`), so
@@ -394,26 +390,22 @@ def history_sql(
 
     ``collapsed``: for a window with a start, the tables (by key) that hold those collapsed rows
     of every account already (`authml.train.part_context_sql`): the queries read the rows from
-    the window's first hour on, and take the rest from there. ``window_accounts``: a table
-    (column ``user_name``) of the accounts with authentication events in the window, where the
-    caller has them (from `event_rows_sql`'s rows); else each query finds them in ``events``."""
+    the window's first hour on, and take the rest from there. ``window_accounts``, for a window
+    with a start: a table (column ``user_name``) of the accounts with authentication events in
+    the window (the caller has them from `event_rows_sql`'s rows)."""
     tz = window.time_zone
     start, end = window.start, window.end
     if collapsed is not None and start is None:
         raise ValueError("collapsed rows are those before a window's start; this window has none")
+    if start and window_accounts is None:
+        raise ValueError("a window with a start needs the table of its accounts (window_accounts)")
     uh = _q(USER_HOURLY)
     filters = []
     accounts = ""
     if end:
         filters.append(f"h.{_q('@timestamp')} < {_ts(end)}")
     if start:
-        upper = f'AND "@timestamp" < {_ts(end)}' if end else ""
-        accounts = (
-            f'(SELECT DISTINCT "user.name" FROM events '
-            f'WHERE {authentication_filter_sql(codes)} AND "@timestamp" >= {_ts(start)} {upper})'
-            if window_accounts is None
-            else f"(SELECT user_name FROM {_q(window_accounts)})"
-        )
+        accounts = f"(SELECT user_name FROM {_q(window_accounts)})"
         filters.append(f"h.{_q('user.name')} IN {accounts}")
     collapse_before = f"date_trunc('hour', {_ts(start)})" if start else None
     if collapsed is not None:
