@@ -6,15 +6,18 @@ from pathlib import Path
 
 import click
 
-
-@click.command()
-@click.option(
+# `authml report --out`, which `authml triage` passes on.
+out_option = click.option(
     "--out",
     "out_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the HTML file (default: <project-dir>/report.html).",
+    help="Where to write the HTML report (default: <project-dir>/report.html).",
 )
+
+
+@click.command()
+@out_option
 @click.option(
     "--alerts",
     "--events",

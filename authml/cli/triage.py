@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from authml.cli.report import out_option
 from authml.cli.train import DATE_FORMATS
 
 STEPS = ("ingest", "features build", "train", "score", "report")
@@ -26,13 +27,7 @@ STEPS = ("ingest", "features build", "train", "score", "report")
 @click.option(
     "--time-zone", default="UTC", show_default=True, help="IANA time zone for hour of day and day of week."
 )
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the HTML report (default: <project-dir>/report.html).",
-)
+@out_option
 @click.option(
     "--top", type=click.IntRange(1), default=10, show_default=True, help="Alerts to list when done."
 )
@@ -57,7 +52,6 @@ def triage(
     if not isinstance(group, click.Group):  # pragma: no cover - triage always runs under `authml`
         raise click.UsageError("authml triage runs as a subcommand of authml")
     project_dir = Path(ctx.obj["project_dir"])
-    out_path = out_path or project_dir / "report.html"
 
     def step(number: int, *names: str, **arguments: object) -> None:
         click.echo(f"\n== authml triage {number}/{len(STEPS)}: {STEPS[number - 1]}", err=True)
